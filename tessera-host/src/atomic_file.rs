@@ -1,0 +1,48 @@
+//! Atomic file output: a write either replaces the destination completely or leaves it untouched.
+//!
+//! Bytes go to a temporary file in the destination's directory (so the final rename never
+//! crosses a file system), are flushed to disk, and the temporary file is then renamed over the
+//! destination. If anything fails, the temporary file is removed and no partial output remains.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically; see the module documentation.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".tessera-")
+        .suffix(".partial")
+        .tempfile_in(directory)?;
+    temporary.write_all(bytes)?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_existing_file_and_leaves_no_temporaries() {
+        let directory = tempfile::tempdir().unwrap();
+        let target = directory.path().join("out.bin");
+        std::fs::write(&target, b"old contents").unwrap();
+        write_atomically(&target, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        let entries: Vec<_> = std::fs::read_dir(directory.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "only the destination remains");
+    }
+
+    #[test]
+    fn failure_leaves_destination_absent() {
+        let directory = tempfile::tempdir().unwrap();
+        let target = directory.path().join("missing-dir").join("out.bin");
+        assert!(write_atomically(&target, b"x").is_err());
+        assert!(!target.exists());
+    }
+}

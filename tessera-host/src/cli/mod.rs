@@ -1,0 +1,45 @@
+//! Command-line parsing and one module per subcommand.
+
+mod convert;
+mod inspect;
+mod output;
+mod read_args;
+mod validate;
+mod version;
+
+use clap::{Parser, Subcommand};
+
+/// Transfer what one trained neural network knows into another of a different architecture,
+/// and work with the TBF v1.1 tokens that carry it.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, propagate_version = true)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a token's header, metadata and vector statistics.
+    Inspect(inspect::Args),
+    /// Check a token's structure, checksums and (with a key) its HMAC.
+    Validate(validate::Args),
+    /// Re-encode a token with another quantisation, CRC variant or HMAC key.
+    Convert(convert::Args),
+    /// Show the versions of this program, its plugin ABI and the token format.
+    Version,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&args, cli.json),
+        Command::Validate(args) => validate::run(&args, cli.json),
+        Command::Convert(args) => convert::run(&args, cli.json),
+        Command::Version => version::run(cli.json),
+    }
+}

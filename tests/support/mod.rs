@@ -1,0 +1,50 @@
+//! Shared helpers for the end-to-end tests in `tests/`: where the fixtures are and what they
+//! contain. Each test file includes this module; not every file uses every helper.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (the tests are compiled as part of `tessera-host`).
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The folder of TBF tokens written by `tessera-core` 0.1.0, with their `manifest.json`.
+pub fn tbf_fixtures_dir() -> PathBuf {
+    repo_root().join("tests/fixtures/tbf")
+}
+
+/// One fixture as `manifest.json` describes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TbfFixture {
+    /// File name inside [`tbf_fixtures_dir`].
+    pub file: String,
+    /// `"crc32c"` or `"crc32-ieee"`.
+    pub crc: String,
+    /// Quantisation name, e.g. `"INT8"`.
+    pub quant: String,
+    /// The HMAC key in hex, for signed fixtures.
+    pub hmac_key_hex: Option<String>,
+    /// File length in bytes.
+    pub bytes: u64,
+    /// The vector handed to the reference writer.
+    pub written_vector: Vec<f64>,
+    /// The vector the reference reader decodes.
+    pub decoded_vector: Vec<f64>,
+    /// Every decoded token field except the vector, with the reference's field names.
+    pub token: serde_json::Value,
+}
+
+impl TbfFixture {
+    /// Full path of the fixture file.
+    pub fn path(&self) -> PathBuf {
+        tbf_fixtures_dir().join(&self.file)
+    }
+}
+
+/// Every fixture listed in the manifest.
+pub fn tbf_fixtures() -> Vec<TbfFixture> {
+    let text = std::fs::read_to_string(tbf_fixtures_dir().join("manifest.json"))
+        .expect("tests/fixtures/tbf/manifest.json is part of the repository");
+    serde_json::from_str(&text).expect("the fixture manifest is valid JSON")
+}
