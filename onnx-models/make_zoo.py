@@ -52,6 +52,8 @@ import sklearn  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
+from zoo_models import TOY_SEQ_LEN, TOY_VOCAB, build_model  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SCHEMA_VERSION = 1
 TOLERANCE = 1e-4
@@ -61,8 +63,6 @@ TX_INIT_SEED = 42        # torch.manual_seed before constructing each transmitte
 RX_INIT_SEED = 1042      # torch.manual_seed before constructing each receiver
 SHUFFLE_SEED = 42        # torch.Generator seeding the per-epoch shuffles of each transmitter
 
-TOY_SEQ_LEN = 16
-TOY_VOCAB = 256
 TOY_TRAIN_N, TOY_TRAIN_SEED = 400, 42
 TOY_VAL_N, TOY_VAL_SEED = 150, 43
 TOY_TRAINING = dict(optimizer="Adam", lr=1e-3, epochs=12, batch_size=32, loss="cross_entropy")
@@ -98,106 +98,6 @@ FAMILY_DESCRIPTIONS = {
     "lstm": "stem -> nn.LSTM(d, d//2, L, bidirectional, batch_first) -> mean over sequence "
             "-> Linear(d, classes)",
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------
-
-def make_stem(task: str, d: int) -> nn.Module:
-    if task == "toy":
-        return nn.Embedding(TOY_VOCAB, d)          # tokens int64 [B,16] -> [B,16,d]
-    return nn.Linear(8, d)                           # features float32 [B,8,8] -> [B,8,d]
-
-
-class TransformerNet(nn.Module):
-    def __init__(self, stem: nn.Module, d: int, layers: int, seq_len: int, classes: int):
-        super().__init__()
-        self.stem = stem
-        self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(d, nhead=max(1, d // 32), dim_feedforward=2 * d,
-                                       dropout=0.0, activation="gelu", batch_first=True)
-            for _ in range(layers))
-        self.head = nn.Linear(d, classes)
-
-    def forward(self, x):
-        h = self.stem(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.head(h.mean(dim=1))
-
-
-class MLPBlock(nn.Module):
-    def __init__(self, d: int):
-        super().__init__()
-        self.fc1 = nn.Linear(d, 2 * d)
-        self.norm = nn.LayerNorm(2 * d)
-        self.fc2 = nn.Linear(2 * d, d)
-
-    def forward(self, x):
-        return x + self.fc2(F.gelu(self.norm(self.fc1(x))))
-
-
-class MLPNet(nn.Module):
-    def __init__(self, stem: nn.Module, d: int, layers: int, seq_len: int, classes: int):
-        super().__init__()
-        self.stem = stem
-        self.flat_proj = nn.Linear(seq_len * d, d)
-        self.blocks = nn.ModuleList(MLPBlock(d) for _ in range(layers))
-        self.head = nn.Linear(d, classes)
-
-    def forward(self, x):
-        h = self.stem(x)
-        h = self.flat_proj(h.flatten(1))
-        for block in self.blocks:
-            h = block(h)
-        return self.head(h)
-
-
-class ConvBlock(nn.Module):
-    def __init__(self, d: int):
-        super().__init__()
-        self.conv = nn.Conv1d(d, d, kernel_size=3, padding=1)
-        self.bn = nn.BatchNorm1d(d)
-
-    def forward(self, x):
-        return x + F.gelu(self.bn(self.conv(x)))
-
-
-class ConvNet(nn.Module):
-    def __init__(self, stem: nn.Module, d: int, layers: int, seq_len: int, classes: int):
-        super().__init__()
-        self.stem = stem
-        self.blocks = nn.ModuleList(ConvBlock(d) for _ in range(layers))
-        self.head = nn.Linear(d, classes)
-
-    def forward(self, x):
-        h = self.stem(x).transpose(1, 2)             # [B, d, T]
-        for block in self.blocks:
-            h = block(h)
-        return self.head(h.mean(dim=2))
-
-
-class LSTMNet(nn.Module):
-    def __init__(self, stem: nn.Module, d: int, layers: int, seq_len: int, classes: int):
-        super().__init__()
-        self.stem = stem
-        self.lstm = nn.LSTM(d, d // 2, layers, bidirectional=True, batch_first=True)
-        self.head = nn.Linear(d, classes)
-
-    def forward(self, x):
-        h, _ = self.lstm(self.stem(x))
-        return self.head(h.mean(dim=1))
-
-
-FAMILIES = {"transformer": TransformerNet, "mlp": MLPNet, "conv": ConvNet, "lstm": LSTMNet}
-
-
-def build_model(task: str, family: str, d: int, layers: int, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    seq_len, classes = (TOY_SEQ_LEN, 2) if task == "toy" else (8, 10)
-    stem = make_stem(task, d)
-    return FAMILIES[family](stem, d, layers, seq_len, classes)
 
 
 def param_count(model: nn.Module) -> int:
@@ -668,9 +568,14 @@ def write_readme(manifest: dict, models: list, usage: dict) -> None:
     w = L.append
     w("# onnx-models — Tessera's model zoo")
     w("")
-    w("Exported ONNX models, their datasets, and the script that made them. Everything in this "
-      "folder except `make_zoo.py` and `requirements.txt` is written by `make_zoo.py`, this README "
+    w("Exported ONNX models, their datasets, and the scripts that made them. Everything in this "
+      "folder except the sources — `make_zoo.py`, `zoo_models.py` (the model families), "
+      "`bench_torch.py` and `requirements.txt` — is written by `make_zoo.py`, this README "
       "included (edit its template in the script, then re-run it).")
+    w("")
+    w("`bench_torch.py` times the same architectures in PyTorch eager (capture with forward "
+      "hooks on every block, and one training step) for `tessera bench`, which reports Tessera's "
+      "speed as ratios against it: `python3 onnx-models/bench_torch.py [--json] [--threads N]`.")
     w("")
     w("## Re-creating")
     w("")

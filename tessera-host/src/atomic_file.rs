@@ -4,11 +4,20 @@
 //! crosses a file system), are flushed to disk, and the temporary file is then renamed over the
 //! destination. If anything fails, the temporary file is removed and no partial output remains.
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically; see the module documentation.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// Lets `write` fill a temporary file, then moves it to `path`; see the module documentation.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -17,7 +26,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(".tessera-")
         .suffix(".partial")
         .tempfile_in(directory)?;
-    temporary.write_all(bytes)?;
+    write(temporary.as_file_mut())?;
     temporary.as_file().sync_all()?;
     temporary.persist(path).map_err(|error| error.error)?;
     Ok(())

@@ -5,12 +5,27 @@
 //! - [`tbf`] — the TBF v1.1 token format (reader, writer, zero-copy view), byte-compatible with
 //!   `tessera-core` 0.1.0.
 //! - [`atomic_file`] — writes that never leave a half-written file behind.
+//! - [`tensor`] — plain tensors and tensor descriptions shared by every layer.
+//! - [`onnx`] — reading, inspecting and editing ONNX models.
+//! - [`array_io`], [`dataset`] — `.npy`/`.npz` files and the datasets made of them.
+//! - [`backend`] — executors that run a model: tract (default) and ONNX Runtime (`ort`).
+//! - [`capture`] — a dataset through a model, keeping outputs and tap-point activations.
+//! - [`zoo`] — the bundled models and datasets (`onnx-models/`).
+//! - [`bench`] — benchmark reports against PyTorch eager.
 //!
 //! The `tessera` command-line program is a thin layer over this library.
 
+pub mod array_io;
 pub mod atomic_file;
+pub mod backend;
+pub mod bench;
+pub mod capture;
+pub mod dataset;
 pub mod error;
+pub mod onnx;
 pub mod tbf;
+pub mod tensor;
+pub mod zoo;
 
 pub use error::{Error, Result};
 

@@ -15,7 +15,7 @@ tests/fixtures/tbf and for tokens tessera-core writes here from random vectors:
   decodes to ones.
 
 Usage: tessera_core_interop.py PATH/TO/tessera
-Requires: pip install tessera-core==0.1.0 --no-deps; msgpack numpy crc32c
+Requires: tests/python-requirements.txt, and tessera-core==0.1.0 installed with --no-deps
 Prints 'N passed, M failed' and exits non-zero on any failure.
 """
 

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use tessera_host::zoo::{Zoo, ZooModel};
+
 /// The repository root (the tests are compiled as part of `tessera-host`).
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -47,4 +49,19 @@ pub fn tbf_fixtures() -> Vec<TbfFixture> {
     let text = std::fs::read_to_string(tbf_fixtures_dir().join("manifest.json"))
         .expect("tests/fixtures/tbf/manifest.json is part of the repository");
     serde_json::from_str(&text).expect("the fixture manifest is valid JSON")
+}
+
+/// The bundled model zoo (`onnx-models/`).
+pub fn zoo() -> Zoo {
+    Zoo::load(&repo_root().join("onnx-models")).expect("onnx-models/manifest.json is readable")
+}
+
+/// Every model listed in the zoo manifest.
+pub fn zoo_models() -> Vec<ZooModel> {
+    zoo().models
+}
+
+/// The full path of a file the zoo manifest names.
+pub fn zoo_file(relative: &str) -> PathBuf {
+    zoo().path(relative)
 }

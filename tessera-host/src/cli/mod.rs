@@ -1,8 +1,12 @@
 //! Command-line parsing and one module per subcommand.
 
+mod bench;
+mod capture;
 mod convert;
 mod inspect;
+mod inspect_model;
 mod output;
+mod progress;
 mod read_args;
 mod validate;
 mod version;
@@ -30,6 +34,12 @@ enum Command {
     Validate(validate::Args),
     /// Re-encode a token with another quantisation, CRC variant or HMAC key.
     Convert(convert::Args),
+    /// Show an ONNX model's inputs, outputs, operators, parameters and candidate tap points.
+    InspectModel(inspect_model::Args),
+    /// Run a dataset through an ONNX model and save its outputs and tap activations (.npz).
+    Capture(capture::Args),
+    /// Benchmark reports: speed and memory against PyTorch eager.
+    Bench(bench::Args),
     /// Show the versions of this program, its plugin ABI and the token format.
     Version,
 }
@@ -40,6 +50,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&args, cli.json),
         Command::Validate(args) => validate::run(&args, cli.json),
         Command::Convert(args) => convert::run(&args, cli.json),
+        Command::InspectModel(args) => inspect_model::run(&args, cli.json),
+        Command::Capture(args) => capture::run(&args, cli.json),
+        Command::Bench(args) => bench::run(&args, cli.json),
         Command::Version => version::run(cli.json),
     }
 }

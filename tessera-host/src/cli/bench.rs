@@ -1,0 +1,137 @@
+//! `tessera bench ...`: benchmark reports (speed and memory against PyTorch eager).
+
+use std::path::PathBuf;
+
+use tessera_host::atomic_file::write_atomically;
+use tessera_host::backend::Backend;
+use tessera_host::bench::capture::{self, CaptureBenchOptions, CaptureBenchReport};
+
+use super::output::{print_json, print_text};
+use super::progress::spinner;
+
+/// Arguments of `tessera bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// Samples/s capturing every tap point of each zoo transmitter, against PyTorch eager with
+    /// forward hooks.
+    Capture(CaptureArgs),
+}
+
+/// Arguments of `tessera bench capture`.
+#[derive(Debug, clap::Args)]
+struct CaptureArgs {
+    /// The model zoo folder.
+    #[arg(long, default_value = "onnx-models")]
+    zoo: PathBuf,
+
+    /// Samples per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+
+    /// Timed passes per model, after a warm-up pass.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+
+    /// Backends to measure, comma-separated [default: tract, and ort when built with it].
+    #[arg(long, value_delimiter = ',')]
+    backend: Option<Vec<Backend>>,
+
+    /// Threads for ONNX Runtime and PyTorch (tract runs on one).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+
+    /// Python interpreter with PyTorch, for the PyTorch side of the comparison.
+    #[arg(long, default_value = "python3")]
+    python: String,
+
+    /// Skip the PyTorch side.
+    #[arg(long)]
+    no_pytorch: bool,
+
+    /// Only zoo models whose key contains this text (e.g. `toy/`, `lstm`).
+    #[arg(long)]
+    models: Option<String>,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `tessera bench`.
+pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
+    match &args.command {
+        BenchCommand::Capture(args) => run_capture(args, json),
+    }
+}
+
+fn run_capture(args: &CaptureArgs, json: bool) -> anyhow::Result<()> {
+    let default_backends = if cfg!(feature = "ort") {
+        vec![Backend::Tract, Backend::Ort]
+    } else {
+        vec![Backend::Tract]
+    };
+    let options = CaptureBenchOptions {
+        zoo_dir: args.zoo.clone(),
+        batch_size: args.batch_size,
+        repeats: args.repeats,
+        backends: args.backend.clone().unwrap_or(default_backends),
+        threads: args.threads,
+        python: (!args.no_pytorch).then(|| args.python.clone()),
+        filter: args.models.clone(),
+    };
+    let bar = spinner();
+    let report = capture::run(&options, &mut |what| bar.set_message(what.to_string()))?;
+    bar.finish_and_clear();
+    let report_json = serde_json::to_value(&report)?;
+    if let Some(out) = &args.out {
+        write_atomically(out, serde_json::to_string_pretty(&report_json)?.as_bytes())?;
+    }
+    if json {
+        return print_json(&report_json);
+    }
+    print_text(&capture_table(&report))
+}
+
+fn capture_table(report: &CaptureBenchReport) -> String {
+    let mut lines = vec![
+        format!(
+            "capture benchmark: batch {}, median of {} passes, {} thread(s) for ONNX Runtime and PyTorch, {} CPUs",
+            report.batch_size, report.repeats, report.threads, report.cpus
+        ),
+        format!(
+            "{:<32} {:<12} {:<22} {:>8} {:>12} {:>12} {:>8} {:>9}",
+            "model", "export", "executor", "tensors", "samples/s", "PyTorch/s", "ratio", "peak MiB"
+        ),
+    ];
+    let number = |value: Option<f64>, digits: usize| {
+        value.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+    };
+    for row in &report.rows {
+        lines.push(format!(
+            "{:<32} {:<12} {:<22} {:>8} {:>12.0} {:>12} {:>8} {:>9}",
+            row.model_key,
+            row.exporter,
+            row.executor,
+            row.tensors,
+            row.samples_per_s,
+            number(row.pytorch_samples_per_s, 0),
+            number(row.ratio_vs_pytorch, 2),
+            number(row.peak_rss_mib, 1),
+        ));
+    }
+    match (&report.pytorch, &report.pytorch_note) {
+        (Some(pytorch), _) => lines.push(format!(
+            "PyTorch {} eager with forward hooks on every block, {} thread(s); its process peaked at {:.0} MiB (libraries included)",
+            pytorch.torch_version, pytorch.threads, pytorch.peak_rss_mib
+        )),
+        (None, Some(note)) => lines.push(format!("PyTorch side not measured: {note}")),
+        (None, None) => {}
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,241 @@
+//! `tessera inspect-model` and `tessera capture` on the bundled models, and the clear errors
+//! bad models and datasets get.
+
+mod support;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::write_npy;
+use tessera_host::array_io::{read_npy, read_npz};
+use tessera_host::tensor::Tensor;
+
+use support::{tbf_fixtures, zoo_file, zoo_models};
+use tessera_host::zoo::ZooModel;
+
+fn tessera() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+}
+
+fn failure(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn zoo(id: &str) -> ZooModel {
+    zoo_models()
+        .into_iter()
+        .find(|model| model.id == id)
+        .unwrap_or_else(|| panic!("{id} is in the zoo"))
+}
+
+fn expected_tap_count(model: &ZooModel, layers: usize) -> usize {
+    match model.family.as_str() {
+        // Each post-norm encoder layer: residual add and norm, twice.
+        "transformer" => 4 * layers,
+        // Each block: its inner LayerNorm and the residual add.
+        "mlp" => 2 * layers,
+        // Each residual block ends in an add; each LSTM layer is one recurrent node.
+        "conv" | "lstm" => layers,
+        other => panic!("unknown family {other}"),
+    }
+}
+
+#[test]
+fn inspect_model_describes_every_zoo_model() {
+    for model in zoo_models() {
+        let output = tessera()
+            .args(["inspect-model", "--json"])
+            .arg(zoo_file(&model.onnx))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", model.id);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let input = &report["inputs"][0];
+        assert_eq!(input["shape"][0], "batch", "{}", model.id);
+        assert_eq!(report["outputs"][0]["name"], "logits");
+        assert_eq!(report["outputs"][0]["shape"][1], model.classes);
+        assert!(
+            report["parameter_count"].as_u64().unwrap() > 10_000,
+            "{}",
+            model.id
+        );
+        assert!(report["op_histogram"].as_object().unwrap().len() > 5);
+        assert!(
+            report.get("tap_shape_error").is_none(),
+            "{}: {}",
+            model.id,
+            report["tap_shape_error"]
+        );
+        let taps = report["tap_candidates"].as_array().unwrap();
+        assert_eq!(
+            taps.len(),
+            expected_tap_count(&model, model.layers),
+            "{}",
+            model.id
+        );
+        for tap in taps {
+            let shape = tap["shape"].as_array().unwrap();
+            assert!(shape.contains(&"batch".into()), "{}: {tap}", model.id);
+            let width = if model.family == "lstm" {
+                model.d / 2
+            } else {
+                model.d
+            };
+            assert!(
+                shape.iter().any(|dim| dim == width || dim == 2 * width),
+                "{}: tap shape {tap} lacks the model width",
+                model.id
+            );
+        }
+    }
+}
+
+fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+    let (a, b) = (a.as_f32().unwrap(), b.as_f32().unwrap());
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn capture_writes_outputs_and_taps_to_npz() {
+    let directory = tempfile::tempdir().unwrap();
+    for id in [
+        "toy/lstm_64d_2L.tx.dynamo",
+        "digits/conv_64d_2L.rx.torchscript",
+    ] {
+        let model = zoo(id);
+        let out = directory.path().join("acts.npz");
+        let output = tessera()
+            .args(["capture", "--json", "--batch-size", "7", "--inputs"])
+            .arg(zoo_file(&model.datasets.val_inputs))
+            .arg("--out")
+            .arg(&out)
+            .arg(zoo_file(&model.onnx))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{id}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let captured = read_npz(&out).unwrap();
+        let expected_logits = read_npy(&zoo_file(&model.val_logits)).unwrap();
+        let samples = expected_logits.shape()[0];
+        assert_eq!(captured[0].0, "logits");
+        assert!(
+            max_difference(&captured[0].1, &expected_logits) <= 1e-4,
+            "{id}"
+        );
+        assert_eq!(
+            captured.len(),
+            1 + model.layers,
+            "{id}: logits and one tap per block"
+        );
+        for (name, tensor) in &captured[1..] {
+            assert!(
+                tensor.shape().contains(&samples),
+                "{id}: {name} {:?}",
+                tensor.shape()
+            );
+        }
+    }
+}
+
+fn write_f32(path: &Path, shape: &[usize], value: f32) {
+    write_npy(path, &ArrayD::from_elem(IxDyn(shape), value)).unwrap();
+}
+
+#[test]
+fn bad_models_and_datasets_get_clear_errors() {
+    let directory = tempfile::tempdir().unwrap();
+    let digits = zoo("digits/mlp_64d_2L.tx.dynamo");
+    let toy = zoo("toy/mlp_128d_4L.tx.torchscript");
+    let out = directory.path().join("out.npz");
+    let capture = |model: &Path, inputs: &Path| {
+        let mut command = tessera();
+        command
+            .arg("capture")
+            .arg(model)
+            .arg("--inputs")
+            .arg(inputs)
+            .arg("--out")
+            .arg(&out);
+        command
+    };
+
+    let message = failure(&mut capture(
+        &zoo_file(&digits.onnx),
+        &zoo_file(&toy.datasets.val_inputs),
+    ));
+    assert!(
+        message.contains("int64") && message.contains("float32"),
+        "{message}"
+    );
+
+    let narrow = directory.path().join("narrow.npy");
+    write_f32(&narrow, &[5, 8, 7], 0.5);
+    let message = failure(&mut capture(&zoo_file(&digits.onnx), &narrow));
+    assert!(message.contains("dimension 2"), "{message}");
+
+    let not_finite = directory.path().join("nan.npy");
+    write_f32(&not_finite, &[3, 8, 8], f32::NAN);
+    let message = failure(&mut capture(&zoo_file(&digits.onnx), &not_finite));
+    assert!(message.contains("NaN"), "{message}");
+
+    let empty = directory.path().join("empty.npy");
+    write_f32(&empty, &[0, 8, 8], 0.0);
+    let message = failure(&mut capture(&zoo_file(&digits.onnx), &empty));
+    assert!(message.contains("no samples"), "{message}");
+
+    let garbage = directory.path().join("garbage.npy");
+    std::fs::write(
+        &garbage,
+        b"\x93NUMPY\x01\x00\xff\xff{'descr': '<f4', 'shape': (99999999999,)}",
+    )
+    .unwrap();
+    let message = failure(&mut capture(&zoo_file(&digits.onnx), &garbage));
+    assert!(message.contains("garbage.npy"), "{message}");
+
+    let message = failure(&mut capture(&tbf_fixtures()[0].path(), &narrow));
+    assert!(message.contains("not a valid ONNX"), "{message}");
+
+    // A dynamo export without the external data file written beside it.
+    let orphan = directory.path().join("orphan.onnx");
+    std::fs::copy(zoo_file(&digits.onnx), &orphan).unwrap();
+    let message = failure(&mut capture(&orphan, &narrow));
+    assert!(message.contains("external data"), "{message}");
+
+    let message = failure(
+        capture(&zoo_file(&toy.onnx), &zoo_file(&toy.datasets.val_inputs))
+            .args(["--taps", "blocks.9"]),
+    );
+    assert!(
+        message.contains("no tensor named \"blocks.9\""),
+        "{message}"
+    );
+
+    let message = failure(
+        capture(&zoo_file(&toy.onnx), &zoo_file(&toy.datasets.val_inputs))
+            .args(["--device", "cuda"]),
+    );
+    assert!(message.contains("CPU only"), "{message}");
+
+    #[cfg(not(feature = "ort"))]
+    {
+        let message = failure(
+            capture(&zoo_file(&toy.onnx), &zoo_file(&toy.datasets.val_inputs))
+                .args(["--backend", "ort"]),
+        );
+        assert!(message.contains("--features ort"), "{message}");
+    }
+    assert!(!out.exists(), "failed captures leave no output");
+}
