@@ -239,3 +239,21 @@ fn bad_models_and_datasets_get_clear_errors() {
     }
     assert!(!out.exists(), "failed captures leave no output");
 }
+
+#[test]
+fn models_load_from_bytes_unless_their_weights_live_in_external_files() {
+    use tessera_host::onnx::OnnxModel;
+    let inline = zoo("toy/conv_64d_2L.tx.torchscript");
+    let bytes = std::fs::read(zoo_file(&inline.onnx)).unwrap();
+    let from_bytes = OnnxModel::from_bytes(&bytes).unwrap();
+    let from_path = OnnxModel::load(&zoo_file(&inline.onnx)).unwrap();
+    assert_eq!(from_bytes.proto(), from_path.proto());
+
+    let external = zoo("toy/conv_64d_2L.tx.dynamo");
+    let bytes = std::fs::read(zoo_file(&external.onnx)).unwrap();
+    let message = OnnxModel::from_bytes(&bytes).unwrap_err().to_string();
+    assert!(message.contains("external data"), "{message}");
+    // Loaded from its path, the external weights are read in and the model is self-contained.
+    let loaded = OnnxModel::load(&zoo_file(&external.onnx)).unwrap();
+    assert!(OnnxModel::from_bytes(&loaded.to_bytes()).is_ok());
+}
