@@ -4,10 +4,12 @@
 
 mod support;
 
+use tessera_api::ArchitectureAdapter;
 use tessera_host::backend::{self, Backend, Device, ExecutorOptions};
 use tessera_host::capture::{capture, CaptureOptions};
 use tessera_host::dataset::Dataset;
-use tessera_host::onnx::{candidate_taps, OnnxModel};
+use tessera_host::onnx::OnnxModel;
+use tessera_host::plugin::{summarise, FallbackAdapter};
 
 use support::{zoo_file, zoo_models};
 
@@ -28,8 +30,13 @@ fn tap_activations_agree_between_tract_and_onnx_runtime() {
     for zoo in zoo_models() {
         let model = OnnxModel::load(&zoo_file(&zoo.onnx)).unwrap();
         let dataset = Dataset::load(&zoo_file(&zoo.datasets.val_inputs), None).unwrap();
+        // Every residual, normalisation and recurrent output the fallback adapter finds.
+        let plan = FallbackAdapter
+            .analyse(&summarise(&model))
+            .unwrap()
+            .expect("every zoo model has tap points");
         let mut names = vec!["logits".to_string()];
-        names.extend(candidate_taps(&model).into_iter().map(|tap| tap.tensor));
+        names.extend(plan.taps.into_iter().map(|tap| tap.tensor));
         let tract = capture(
             &model,
             &dataset,

@@ -1,8 +1,50 @@
-//! The stable contract between the Tessera host and architecture-adapter plugins.
+//! The stable contract between the Tessera host and its plugins.
 //!
-//! Every public item here is a promise to plugin authors: it changes only with a new major
-//! version of this crate. Plugins and the host agree on an [`AbiVersion`] before the host calls
-//! anything else in a plugin; a different major version is refused.
+//! Architecture knowledge lives in plugins: an [`ArchitectureAdapter`] recognises a family of
+//! networks from a [`GraphSummary`] of its ONNX graph and returns an [`AdapterPlan`] — where the
+//! meaningful activations are ([`TapPoint`]s with their [`TapLayout`] and [`Pooling`]), the model
+//! width, and which weights fine-tuning may change. A plugin may also contribute [`TokenStage`]s
+//! to the chain the pipeline runs on a token before it is written.
+//!
+//! A plugin is a `cdylib` crate that implements [`Plugin`] and invokes [`export_plugin!`]; the
+//! host finds and loads it at run time. Underneath sits a versioned C ABI ([`abi`]), so a plugin
+//! and a host built separately, even with different compilers, work together as long as their
+//! [`ABI_VERSION`] majors agree. Every public item here is a promise to plugin authors and
+//! changes only with a new major version of this crate.
+//!
+//! ```
+//! use tessera_api::{AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo};
+//!
+//! struct Always;
+//! impl ArchitectureAdapter for Always {
+//!     fn name(&self) -> &str { "always" }
+//!     fn analyse(&self, _graph: &GraphSummary) -> Result<Option<AdapterPlan>, String> {
+//!         Ok(None)
+//!     }
+//! }
+//!
+//! #[derive(Default)]
+//! struct MyPlugin;
+//! impl Plugin for MyPlugin {
+//!     fn info(&self) -> PluginInfo {
+//!         PluginInfo { name: "mine".into(), version: "0.1.0".into(), description: "example".into() }
+//!     }
+//!     fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> { vec![Box::new(Always)] }
+//! }
+//!
+//! tessera_api::export_plugin!(MyPlugin::default());
+//! ```
+
+pub mod abi;
+mod adapter;
+mod graph;
+mod plugin;
+mod stage;
+
+pub use adapter::{AdapterPlan, ArchitectureAdapter, Pooling, TapLayout, TapPoint};
+pub use graph::{DimSummary, GraphSummary, InitializerSummary, NodeSummary, ValueSummary};
+pub use plugin::{Plugin, PluginDescription, PluginInfo, StageDescription};
+pub use stage::{StageContext, StageKind, StageToken, TokenStage};
 
 /// The version of the binary interface between the host and plugins.
 ///

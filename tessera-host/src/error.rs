@@ -55,6 +55,24 @@ pub enum Error {
     #[error("{0}")]
     Shape(String),
 
+    /// A plugin could not be loaded, or one of its adapters or stages failed.
+    #[error("{subject}: {message}")]
+    Plugin {
+        /// What failed, with its kind: `plugin <file>`, `adapter <name>`, `stage <name>`.
+        subject: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
+
+    /// The configuration file is malformed.
+    #[error("configuration {path}: {message}")]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
     /// An execution backend failed or is unavailable.
     #[error("{backend}: {message}")]
     Backend {
@@ -63,6 +81,10 @@ pub enum Error {
         /// What went wrong and what to do.
         message: String,
     },
+
+    /// A differentially private release was asked for with invalid parameters or refused.
+    #[error("privacy: {0}")]
+    Privacy(String),
 }
 
 /// Shorthand for results carrying the host's [`Error`].

@@ -11,7 +11,13 @@
 //! - [`backend`] — executors that run a model: tract (default) and ONNX Runtime (`ort`).
 //! - [`capture`] — a dataset through a model, keeping outputs and tap-point activations.
 //! - [`zoo`] — the bundled models and datasets (`onnx-models/`).
+//! - [`config`] — `tessera.toml`.
+//! - [`plugin`] — architecture adapters as dynamic plugins, and choosing one for a model.
+//! - [`pooling`] — tap activations reduced to one vector per sample, as a plan says.
+//! - [`chain`] — the stages a token passes through before it is written (privacy, TBF export,
+//!   plugin stages).
 //! - [`bench`] — benchmark reports against PyTorch eager.
+//! - [`privacy`] — differentially private release of summary vectors, with a budget accountant.
 //!
 //! The `tessera` command-line program is a thin layer over this library.
 
@@ -20,9 +26,14 @@ pub mod atomic_file;
 pub mod backend;
 pub mod bench;
 pub mod capture;
+pub mod chain;
+pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod onnx;
+pub mod plugin;
+pub mod pooling;
+pub mod privacy;
 pub mod tbf;
 pub mod tensor;
 pub mod zoo;

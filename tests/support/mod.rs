@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 use tessera_host::zoo::{Zoo, ZooModel};
 
@@ -64,4 +66,58 @@ pub fn zoo_models() -> Vec<ZooModel> {
 /// The full path of a file the zoo manifest names.
 pub fn zoo_file(relative: &str) -> PathBuf {
     zoo().path(relative)
+}
+
+/// The folder holding the bundled plugins and the test plugins, built for these tests (once per
+/// test process, into their own target folder beside the one running the tests, so that
+/// `cargo test` alone suffices).
+pub fn plugins_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let binary = Path::new(env!("CARGO_BIN_EXE_tessera"));
+            let target = binary
+                .parent()
+                .and_then(Path::parent)
+                .expect("the tessera binary lies in <target>/<profile>/")
+                .join("plugin-tests");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let output = Command::new(cargo)
+                .current_dir(repo_root())
+                .args(["build", "--quiet", "--target-dir"])
+                .arg(&target)
+                .args([
+                    "-p",
+                    "tessera-plugin-transformer",
+                    "-p",
+                    "tessera-plugin-mlp",
+                    "-p",
+                    "tessera-plugin-conv1d",
+                    "-p",
+                    "tessera-plugin-lstm",
+                    "-p",
+                    "tessera-testplugin-misbehaving",
+                    "-p",
+                    "tessera-testplugin-no-entry",
+                ])
+                .output()
+                .expect("cargo runs");
+            assert!(
+                output.status.success(),
+                "building the plugins failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            target.join("debug")
+        })
+        .clone()
+}
+
+/// The library file of the plugin crate whose library is named `name` (e.g.
+/// `tessera_plugin_lstm`), built by [`plugins_dir`].
+pub fn plugin_library(name: &str) -> PathBuf {
+    plugins_dir().join(format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
 }

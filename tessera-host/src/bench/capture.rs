@@ -1,6 +1,6 @@
-//! `tessera bench capture`: samples per second capturing every candidate tap point of each
-//! zoo transmitter at a fixed batch size, on each backend, against PyTorch eager with forward
-//! hooks on every block.
+//! `tessera bench capture`: samples per second capturing the logits and every tap point of each
+//! zoo transmitter (the block outputs its adapter names) at a fixed batch size, on each backend,
+//! against PyTorch eager with forward hooks on every block.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,7 +9,8 @@ use super::{median, run_pytorch_bench, PeakMemory, PyTorchBench};
 use crate::backend::{Backend, Device, ExecutorOptions};
 use crate::capture::{CaptureOptions, Capturer};
 use crate::dataset::Dataset;
-use crate::onnx::{candidate_taps, OnnxModel};
+use crate::onnx::OnnxModel;
+use crate::plugin::PluginRegistry;
 use crate::zoo::Zoo;
 use crate::{Error, Result};
 
@@ -43,7 +44,7 @@ pub struct CaptureBenchRow {
     pub executor: String,
     /// Samples per pass (the task's training inputs).
     pub samples: usize,
-    /// Tensors captured per sample: the logits and every candidate tap point.
+    /// Tensors captured per sample: the logits and the adapter's tap points.
     pub tensors: usize,
     /// Median seconds per pass.
     pub median_s: f64,
@@ -76,9 +77,11 @@ pub struct CaptureBenchReport {
     pub pytorch_note: Option<String>,
 }
 
-/// Runs the benchmark; `progress` is told what is being measured.
+/// Runs the benchmark, capturing the tap points of the adapter `registry` chooses for each
+/// model; `progress` is told what is being measured.
 pub fn run(
     options: &CaptureBenchOptions,
+    registry: &PluginRegistry,
     progress: &mut dyn FnMut(&str),
 ) -> Result<CaptureBenchReport> {
     if options.repeats == 0 {
@@ -133,8 +136,9 @@ pub fn run(
             progress(&format!("{} on {backend}", zoo_model.id));
             let memory = PeakMemory::start();
             let model = OnnxModel::load(&zoo.path(&zoo_model.onnx))?;
+            let plan = registry.choose_adapter(&model, None)?.plan;
             let mut names = vec!["logits".to_string()];
-            names.extend(candidate_taps(&model).into_iter().map(|tap| tap.tensor));
+            names.extend(plan.taps.into_iter().map(|tap| tap.tensor));
             let capture_options = CaptureOptions {
                 executor: ExecutorOptions {
                     backend,

@@ -8,6 +8,7 @@ use tessera_host::bench::capture::{self, CaptureBenchOptions, CaptureBenchReport
 
 use super::output::{print_json, print_text};
 use super::progress::spinner;
+use super::registry;
 
 /// Arguments of `tessera bench`.
 #[derive(Debug, clap::Args)]
@@ -18,8 +19,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum BenchCommand {
-    /// Samples/s capturing every tap point of each zoo transmitter, against PyTorch eager with
-    /// forward hooks.
+    /// Samples/s capturing the logits and every tap point of each zoo transmitter, against
+    /// PyTorch eager with forward hooks.
     Capture(CaptureArgs),
 }
 
@@ -64,13 +65,17 @@ struct CaptureArgs {
 }
 
 /// Runs `tessera bench`.
-pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
+pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
     match &args.command {
-        BenchCommand::Capture(args) => run_capture(args, json),
+        BenchCommand::Capture(args) => run_capture(args, config, json),
     }
 }
 
-fn run_capture(args: &CaptureArgs, json: bool) -> anyhow::Result<()> {
+fn run_capture(
+    args: &CaptureArgs,
+    config: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
     let default_backends = if cfg!(feature = "ort") {
         vec![Backend::Tract, Backend::Ort]
     } else {
@@ -86,7 +91,10 @@ fn run_capture(args: &CaptureArgs, json: bool) -> anyhow::Result<()> {
         filter: args.models.clone(),
     };
     let bar = spinner();
-    let report = capture::run(&options, &mut |what| bar.set_message(what.to_string()))?;
+    let registry = registry(config)?;
+    let report = capture::run(&options, &registry, &mut |what| {
+        bar.set_message(what.to_string())
+    })?;
     bar.finish_and_clear();
     let report_json = serde_json::to_value(&report)?;
     if let Some(out) = &args.out {

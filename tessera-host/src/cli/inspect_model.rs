@@ -1,28 +1,46 @@
-//! `tessera inspect-model MODEL.onnx`: inputs, outputs, opsets, operators, parameters and the
-//! candidate tap points with their shapes.
+//! `tessera inspect-model MODEL.onnx`: inputs, outputs, opsets, operators, parameters, and the
+//! adapter that claims the model with its tap plan.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use tessera_host::backend::tract::analyse_shapes;
-use tessera_host::onnx::{candidate_taps, ModelSummary, OnnxModel, TapCandidate};
+use tessera_host::onnx::{ModelSummary, OnnxModel};
+use tessera_host::plugin::{summarise, AdapterChoice};
 use tessera_host::tensor::TensorSpec;
 
 use super::output::{field, print_json, print_text};
+use super::registry;
 
 /// Arguments of `tessera inspect-model`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The model to inspect (.onnx; external data files are read from beside it).
     model: PathBuf,
+
+    /// Use this architecture adapter instead of the best-scoring one.
+    #[arg(long)]
+    adapter: Option<String>,
+
+    /// Print the graph summary adapters receive (JSON), for writing and debugging adapters.
+    #[arg(long)]
+    graph_summary: bool,
 }
 
 /// Runs `tessera inspect-model`.
-pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
+pub fn run(args: &Args, config: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let model = OnnxModel::load(&args.model)?;
     let summary = ModelSummary::of(&model);
-    let candidates = candidate_taps(&model);
-    let names: Vec<String> = candidates.iter().map(|tap| tap.tensor.clone()).collect();
-    let shapes = analyse_shapes(&model, &names);
+    let graph = summarise(&model);
+    if args.graph_summary {
+        return print_json(&serde_json::to_value(&graph)?);
+    }
+    let choice =
+        registry(config)?.choose_for_summary(&graph, model.name(), args.adapter.as_deref())?;
+    let tap_shape = |tensor: &str| -> serde_json::Value {
+        graph
+            .shapes
+            .get(tensor)
+            .map_or(serde_json::Value::Null, |shape| serde_json::json!(shape))
+    };
     if json {
         let mut report = serde_json::to_value(&summary)?;
         report["model"] = args.model.display().to_string().into();
@@ -32,20 +50,23 @@ pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
             .map(|(op, count)| (op.clone(), serde_json::Value::from(*count)))
             .collect::<serde_json::Map<_, _>>()
             .into();
-        report["tap_candidates"] = match &shapes {
-            Ok(specs) => taps_json(&candidates, specs),
-            Err(_) => serde_json::to_value(&candidates)?,
-        };
-        if let Err(error) = &shapes {
-            report["tap_shape_error"] = error.to_string().into();
+        let mut adapter = serde_json::to_value(&choice)?;
+        for (tap, json) in choice
+            .plan
+            .taps
+            .iter()
+            .zip(adapter["plan"]["taps"].as_array_mut().into_iter().flatten())
+        {
+            json["shape"] = tap_shape(&tap.tensor);
         }
+        report["adapter"] = adapter;
         return print_json(&report);
     }
     let spec_line =
         |spec: &TensorSpec| format!("{} {} {}", spec.name, spec.dtype, spec.shape_text());
     let mut lines = vec![
         args.model.display().to_string(),
-        field("producer", display_or_dash(&summary.producer)),
+        field("producer", or_dash(&summary.producer)),
         field(
             "opsets",
             summary
@@ -85,48 +106,54 @@ pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" "),
     ));
-    lines.push(format!(
-        "  tap point candidates ({}, in depth order):",
-        candidates.len()
-    ));
-    for (index, tap) in candidates.iter().enumerate() {
-        let shape = match &shapes {
-            Ok(specs) => format!("{} {}", specs[index].dtype, specs[index].shape_text()),
-            Err(_) => "shape unknown".into(),
-        };
-        lines.push(format!(
-            "  {:>4}  {:<14} {:<20} {}  {}",
-            index + 1,
-            tap.kind,
-            tap.op_type,
-            shape,
-            tap.tensor
-        ));
-    }
-    if let Err(error) = &shapes {
-        lines.push(format!("  (shapes could not be inferred: {error})"));
-    }
+    lines.extend(adapter_lines(&choice, |tensor| {
+        tap_shape(tensor).to_string()
+    }));
     print_text(&lines.join("\n"))
 }
 
-fn taps_json(candidates: &[TapCandidate], specs: &[TensorSpec]) -> serde_json::Value {
-    candidates
+fn adapter_lines(choice: &AdapterChoice, shape_of: impl Fn(&str) -> String) -> Vec<String> {
+    let plan = &choice.plan;
+    let mut lines = vec![
+        field(
+            "adapter",
+            format!(
+                "{} (plugin {}, score {}): {} family, width {}",
+                choice.adapter, choice.plugin, plan.score, plan.family, plan.width
+            ),
+        ),
+        format!("  tap points ({}, in depth order):", plan.taps.len()),
+    ];
+    for (index, tap) in plan.taps.iter().enumerate() {
+        lines.push(format!(
+            "  {:>4}  {:<20} {:<6} {:<22} {}",
+            index + 1,
+            format!("{:?}", tap.layout),
+            format!("{:?}", tap.pooling).to_lowercase(),
+            shape_of(&tap.tensor),
+            tap.tensor
+        ));
+    }
+    if !plan.frozen.is_empty() {
+        lines.push(field("kept frozen", plan.frozen.join(", ")));
+    }
+    let others: Vec<String> = choice
+        .verdicts
         .iter()
-        .zip(specs)
-        .map(|(tap, spec)| {
-            serde_json::json!({
-                "tensor": tap.tensor,
-                "op_type": tap.op_type,
-                "node": tap.node,
-                "kind": tap.kind,
-                "dtype": spec.dtype,
-                "shape": spec.shape,
-            })
+        .filter(|verdict| verdict.adapter != choice.adapter)
+        .map(|verdict| match (&verdict.score, &verdict.error) {
+            (Some(score), _) => format!("{} {score}", verdict.adapter),
+            (None, Some(error)) => format!("{} failed: {error}", verdict.adapter),
+            (None, None) => format!("{} no match", verdict.adapter),
         })
-        .collect()
+        .collect();
+    if !others.is_empty() {
+        lines.push(field("other adapters", others.join("; ")));
+    }
+    lines
 }
 
-fn display_or_dash(text: &str) -> &str {
+fn or_dash(text: &str) -> &str {
     if text.is_empty() {
         "-"
     } else {

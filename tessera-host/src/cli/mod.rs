@@ -6,12 +6,19 @@ mod convert;
 mod inspect;
 mod inspect_model;
 mod output;
+mod plugins;
 mod progress;
 mod read_args;
+mod release;
 mod validate;
 mod version;
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
+use tessera_host::chain::builtin_stages;
+use tessera_host::config::Config;
+use tessera_host::plugin::PluginRegistry;
 
 /// Transfer what one trained neural network knows into another of a different architecture,
 /// and work with the TBF v1.1 tokens that carry it.
@@ -21,6 +28,10 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+
+    /// Configuration file [default: tessera.toml in the working directory, if present].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -38,6 +49,11 @@ enum Command {
     InspectModel(inspect_model::Args),
     /// Run a dataset through an ONNX model and save its outputs and tap activations (.npz).
     Capture(capture::Args),
+    /// Release per-record vectors (.npy, [records, width]) as a token through the stage chain:
+    /// by default clipped, averaged and privatised, then written as TBF.
+    Release(release::Args),
+    /// List the architecture-adapter plugins found, or check one plugin library.
+    Plugins(plugins::Args),
     /// Benchmark reports: speed and memory against PyTorch eager.
     Bench(bench::Args),
     /// Show the versions of this program, its plugin ABI and the token format.
@@ -50,9 +66,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&args, cli.json),
         Command::Validate(args) => validate::run(&args, cli.json),
         Command::Convert(args) => convert::run(&args, cli.json),
-        Command::InspectModel(args) => inspect_model::run(&args, cli.json),
-        Command::Capture(args) => capture::run(&args, cli.json),
-        Command::Bench(args) => bench::run(&args, cli.json),
+        Command::InspectModel(args) => inspect_model::run(&args, cli.config.as_deref(), cli.json),
+        Command::Capture(args) => capture::run(&args, cli.config.as_deref(), cli.json),
+        Command::Plugins(args) => plugins::run(&args, cli.config.as_deref(), cli.json),
+        Command::Release(args) => release::run(&args, cli.config.as_deref(), cli.json),
+        Command::Bench(args) => bench::run(&args, cli.config.as_deref(), cli.json),
         Command::Version => version::run(cli.json),
     }
+}
+
+/// Every plugin found with the configuration at `config` (or the default one).
+fn find_plugins(config: Option<&Path>) -> anyhow::Result<PluginRegistry> {
+    let config = Config::discover(config)?;
+    Ok(PluginRegistry::discover(&config, builtin_stages()))
+}
+
+/// [`find_plugins`], warning on standard error about every library that failed to load.
+fn registry(config: Option<&Path>) -> anyhow::Result<PluginRegistry> {
+    let registry = find_plugins(config)?;
+    for failure in &registry.failures {
+        eprintln!("warning: {}", failure.message);
+    }
+    Ok(registry)
 }

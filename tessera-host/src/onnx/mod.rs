@@ -4,7 +4,6 @@
 //! files beside the `.onnx`) already read in, so that every executor can take it from memory.
 
 mod external_data;
-mod structure;
 mod summary;
 
 use std::collections::HashSet;
@@ -16,7 +15,6 @@ use tract_onnx::pb::{self, tensor_shape_proto::dimension, type_proto, ModelProto
 use crate::tensor::{DType, Dim, TensorSpec};
 use crate::{Error, Result};
 
-pub use structure::{candidate_taps, TapCandidate};
 pub use summary::{ModelSummary, OpsetImport};
 
 /// A decoded ONNX model, self-contained in memory.

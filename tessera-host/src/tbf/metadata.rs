@@ -388,6 +388,29 @@ pub fn meta_value_to_json(value: &MetaValue) -> serde_json::Value {
     }
 }
 
+/// A JSON value as metadata: integers stay integers, other numbers become float64, objects
+/// become maps with string keys.
+pub fn json_to_meta_value(value: &serde_json::Value) -> MetaValue {
+    use serde_json::Value as Json;
+    match value {
+        Json::Null => Value::Nil,
+        Json::Bool(flag) => Value::Boolean(*flag),
+        Json::Number(number) => number
+            .as_i64()
+            .map(Value::from)
+            .or_else(|| number.as_u64().map(Value::from))
+            .unwrap_or_else(|| Value::F64(number.as_f64().unwrap_or(f64::NAN))),
+        Json::String(text) => Value::from(text.as_str()),
+        Json::Array(items) => Value::Array(items.iter().map(json_to_meta_value).collect()),
+        Json::Object(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(key, value)| (Value::from(key.as_str()), json_to_meta_value(value)))
+                .collect(),
+        ),
+    }
+}
+
 fn float_to_json(value: f64) -> serde_json::Value {
     serde_json::Number::from_f64(value)
         .map(serde_json::Value::Number)

@@ -37,7 +37,8 @@ pub use format::{
 };
 pub use mapped::MappedToken;
 pub use metadata::{
-    meta_value_to_json, KnowledgeType, MetaValue, Metadata, MAX_METADATA_DEPTH, PAYLOAD_SHAPE_KEY,
+    json_to_meta_value, meta_value_to_json, KnowledgeType, MetaValue, Metadata, MAX_METADATA_DEPTH,
+    PAYLOAD_SHAPE_KEY,
 };
 pub use quant::Int8Params;
 pub use reader::{decode, info, load, HmacStatus, Info, LoadOptions, Loaded};

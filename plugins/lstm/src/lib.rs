@@ -1,0 +1,74 @@
+//! Tessera plugin: recognises recurrent networks exported as ONNX `LSTM`, `GRU` or `RNN` nodes
+//! and taps every layer's sequence of hidden states (`[T, directions, B, H]`).
+
+use tessera_api::{
+    AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo, Pooling, TapLayout,
+    TapPoint,
+};
+
+const RECURRENT: [&str; 3] = ["LSTM", "GRU", "RNN"];
+
+struct RecurrentAdapter;
+
+impl ArchitectureAdapter for RecurrentAdapter {
+    fn name(&self) -> &str {
+        "lstm"
+    }
+
+    fn analyse(&self, graph: &GraphSummary) -> Result<Option<AdapterPlan>, String> {
+        let layers: Vec<_> = graph
+            .nodes
+            .iter()
+            .filter(|node| RECURRENT.contains(&node.op_type.as_str()))
+            .collect();
+        let Some(last) = layers.last() else {
+            return Ok(None);
+        };
+        let hidden = last
+            .int_attribute("hidden_size")
+            .ok_or_else(|| format!("{} node {:?} has no hidden_size", last.op_type, last.name))?;
+        let directions = match last.string_attribute("direction") {
+            Some("bidirectional") => 2,
+            _ => 1,
+        };
+        Ok(Some(AdapterPlan {
+            score: 0.9,
+            family: "lstm".into(),
+            width: hidden as u64 * directions,
+            taps: layers
+                .iter()
+                .filter_map(|node| node.outputs.first().filter(|y| !y.is_empty()))
+                .map(|tensor| TapPoint {
+                    tensor: tensor.clone(),
+                    layout: TapLayout::OnnxRecurrent,
+                    pooling: Pooling::Mean,
+                })
+                .collect(),
+            trainable: Vec::new(),
+            frozen: graph
+                .gathered_tables()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }))
+    }
+}
+
+#[derive(Default)]
+struct RecurrentPlugin;
+
+impl Plugin for RecurrentPlugin {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: "lstm".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
+    }
+
+    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
+        vec![Box::new(RecurrentAdapter)]
+    }
+}
+
+tessera_api::export_plugin!(RecurrentPlugin);

@@ -1,0 +1,87 @@
+//! Tessera plugin: recognises residual MLPs (no attention, convolution or recurrence) and taps
+//! the output of every residual block.
+
+use tessera_api::{
+    AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo, Pooling, TapLayout,
+    TapPoint,
+};
+
+const EXCLUDED: [&str; 6] = ["Softmax", "Conv", "LSTM", "GRU", "RNN", "Attention"];
+
+struct MlpAdapter;
+
+impl ArchitectureAdapter for MlpAdapter {
+    fn name(&self) -> &str {
+        "mlp"
+    }
+
+    fn analyse(&self, graph: &GraphSummary) -> Result<Option<AdapterPlan>, String> {
+        if EXCLUDED.iter().any(|op| graph.count(op) > 0)
+            || graph.count("Gemm") + graph.count("MatMul") == 0
+        {
+            return Ok(None);
+        }
+        let adds = graph.residual_adds();
+        if adds.is_empty() {
+            return Ok(None);
+        }
+        let taps = adds
+            .iter()
+            .filter_map(|add| add.outputs.first())
+            .map(|tensor| {
+                // Token-wise MLPs keep a sequence axis; flattened ones do not.
+                let sequence = graph
+                    .shapes
+                    .get(tensor)
+                    .is_some_and(|shape| shape.len() == 3);
+                TapPoint {
+                    tensor: tensor.clone(),
+                    layout: if sequence {
+                        TapLayout::BatchTimeFeature
+                    } else {
+                        TapLayout::BatchFeature
+                    },
+                    pooling: if sequence {
+                        Pooling::Mean
+                    } else {
+                        Pooling::None
+                    },
+                }
+            })
+            .collect();
+        let Some(width) = graph.classifier_input_width() else {
+            return Err("no classifier head (final Gemm/MatMul with stored weights) to read the model width from".into());
+        };
+        Ok(Some(AdapterPlan {
+            score: 0.8,
+            family: "mlp".into(),
+            width,
+            taps,
+            trainable: Vec::new(),
+            frozen: graph
+                .gathered_tables()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }))
+    }
+}
+
+#[derive(Default)]
+struct MlpPlugin;
+
+impl Plugin for MlpPlugin {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: "mlp".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
+    }
+
+    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
+        vec![Box::new(MlpAdapter)]
+    }
+}
+
+tessera_api::export_plugin!(MlpPlugin);

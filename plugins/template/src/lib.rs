@@ -1,0 +1,197 @@
+//! Template Tessera plugin: copy this crate to start your own (see docs/writing-a-plugin.md).
+//!
+//! It shows both extension points:
+//! - an architecture adapter, `layernorm`, that recognises any network with `LayerNormalization`
+//!   nodes and taps each normalisation's output, choosing the layout from the inferred shape;
+//! - a transform stage, `template-stamp`, that adds a metadata key to every token.
+
+use tessera_api::{
+    AdapterPlan, ArchitectureAdapter, DimSummary, GraphSummary, Plugin, PluginInfo, Pooling,
+    StageContext, StageKind, StageToken, TapLayout, TapPoint, TokenStage,
+};
+
+/// Below the specialised adapters (transformer 0.9, mlp 0.8), above the built-in fallback
+/// (0.05): it claims a model only when nothing more specific recognises it.
+const SCORE: f32 = 0.5;
+
+/// Recognises networks with `LayerNormalization` nodes.
+struct LayerNormAdapter;
+
+impl ArchitectureAdapter for LayerNormAdapter {
+    fn name(&self) -> &str {
+        "layernorm"
+    }
+
+    fn analyse(&self, graph: &GraphSummary) -> Result<Option<AdapterPlan>, String> {
+        // 1. Recognise the family; `Ok(None)` means "not mine", which is never an error.
+        let outputs: Vec<&String> = graph
+            .nodes_of("LayerNormalization")
+            .filter_map(|node| node.outputs.first())
+            .collect();
+        if outputs.is_empty() {
+            return Ok(None);
+        }
+
+        // 2. One tap per normalisation whose shape the host could infer, in graph order
+        //    (ONNX files list nodes in topological order, so this is depth order).
+        let taps: Vec<(TapPoint, u64)> = outputs
+            .into_iter()
+            .filter_map(|tensor| tap_for(tensor, graph.shapes.get(tensor)?))
+            .collect();
+
+        // 3. The width is the deepest tap's; every tap must pool to it, so drop the others
+        //    (e.g. a normalisation inside a wider feed-forward block).
+        let Some(&(_, width)) = taps.last() else {
+            // It looks like our family but we cannot handle it: say why.
+            return Err(
+                "no LayerNormalization output has an inferred [batch, features] or \
+                 [batch, time, features] shape"
+                    .into(),
+            );
+        };
+        let taps = taps
+            .into_iter()
+            .filter(|(_, tap_width)| *tap_width == width)
+            .map(|(tap, _)| tap)
+            .collect();
+
+        Ok(Some(AdapterPlan {
+            score: SCORE,
+            family: "layernorm".into(),
+            width,
+            taps,
+            // Empty: fine-tuning may change every floating-point initializer...
+            trainable: Vec::new(),
+            // ...except embedding tables, which stay frozen.
+            frozen: graph
+                .gathered_tables()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }))
+    }
+}
+
+/// The tap for `tensor` of inferred shape `shape`, with its pooled width: `[batch, D]` needs no
+/// pooling, `[batch, T, D]` is averaged over `T`. Other shapes are skipped.
+fn tap_for(tensor: &str, shape: &[DimSummary]) -> Option<(TapPoint, u64)> {
+    // The batch is the symbolic first dimension; every other one must be fixed.
+    let (DimSummary::Symbolic(_), rest) = shape.split_first()? else {
+        return None;
+    };
+    let dims: Vec<u64> = rest
+        .iter()
+        .map(|dim| match dim {
+            DimSummary::Fixed(len) => Some(*len),
+            DimSummary::Symbolic(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    let (layout, pooling) = match dims.len() {
+        1 => (TapLayout::BatchFeature, Pooling::None),
+        2 => (TapLayout::BatchTimeFeature, Pooling::Mean),
+        _ => return None,
+    };
+    let tap = TapPoint {
+        tensor: tensor.to_string(),
+        layout,
+        pooling,
+    };
+    Some((tap, *dims.last()?))
+}
+
+/// A transform stage: records in the token's metadata that it passed through this plugin, with
+/// an optional `note` from `tessera.toml` (`[stages.template-stamp] note = "..."`).
+struct StampStage;
+
+impl TokenStage for StampStage {
+    fn name(&self) -> &str {
+        "template-stamp"
+    }
+
+    fn kind(&self) -> StageKind {
+        StageKind::Transform
+    }
+
+    fn process(&self, mut token: StageToken, context: &StageContext) -> Result<StageToken, String> {
+        let stamp = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"));
+        token.metadata.insert("template_stamp".into(), stamp.into());
+        if let Some(note) = context.parameters.get("note") {
+            let note = note
+                .as_str()
+                .ok_or_else(|| format!("parameter `note` must be text, not {note}"))?;
+            token.metadata.insert("template_note".into(), note.into());
+        }
+        Ok(token)
+    }
+}
+
+/// The plugin: who it is and what it provides.
+#[derive(Default)]
+struct TemplatePlugin;
+
+impl Plugin for TemplatePlugin {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: "template".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
+    }
+
+    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
+        vec![Box::new(LayerNormAdapter)]
+    }
+
+    fn stages(&self) -> Vec<Box<dyn TokenStage>> {
+        vec![Box::new(StampStage)]
+    }
+}
+
+// The entry point the host looks up (`tessera_plugin_entry`).
+tessera_api::export_plugin!(TemplatePlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stamp_stage_adds_its_metadata() {
+        let token = StageToken {
+            vector: vec![1.0, 2.0],
+            shape: vec![2],
+            metadata: Default::default(),
+        };
+        let mut context = StageContext::default();
+        context.parameters.insert("note".into(), "hello".into());
+        let token = StampStage.process(token, &context).unwrap();
+        assert_eq!(token.vector, [1.0, 2.0]);
+        assert_eq!(token.metadata["template_note"], "hello");
+        assert!(token.metadata["template_stamp"]
+            .as_str()
+            .unwrap()
+            .starts_with("tessera-plugin-template "));
+
+        context.parameters.insert("note".into(), 3.into());
+        assert!(StampStage.process(token, &context).is_err());
+    }
+
+    #[test]
+    fn taps_follow_the_inferred_shape() {
+        let batch = || DimSummary::Symbolic("batch".into());
+        let (tap, width) = tap_for(
+            "x",
+            &[batch(), DimSummary::Fixed(16), DimSummary::Fixed(64)],
+        )
+        .unwrap();
+        assert_eq!(
+            (tap.layout, tap.pooling, width),
+            (TapLayout::BatchTimeFeature, Pooling::Mean, 64)
+        );
+        let (tap, width) = tap_for("y", &[batch(), DimSummary::Fixed(128)]).unwrap();
+        assert_eq!(
+            (tap.layout, tap.pooling, width),
+            (TapLayout::BatchFeature, Pooling::None, 128)
+        );
+        assert!(tap_for("z", &[DimSummary::Fixed(1), DimSummary::Fixed(128)]).is_none());
+    }
+}

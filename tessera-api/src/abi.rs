@@ -1,0 +1,327 @@
+//! The binary interface under the safe traits. Plugin authors never touch it: they implement
+//! [`Plugin`](crate::Plugin) and invoke [`export_plugin!`](crate::export_plugin); the host uses it
+//! through its loader.
+//!
+//! Rules that make it sound across separately compiled libraries:
+//! - one `extern "C"` entry point, [`ENTRY_SYMBOL`], returns a `#[repr(C)]` table whose first
+//!   fields are the ABI version and the table's size, checked before anything else is called;
+//! - structured data crosses as JSON bytes, payload vectors as borrowed float views;
+//! - memory is freed by the side that allocated it (the table's `release_*` functions);
+//! - every function catches panics and reports them as errors;
+//! - the host never unloads a plugin library.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use crate::adapter::ArchitectureAdapter;
+use crate::graph::GraphSummary;
+use crate::plugin::{Plugin, PluginDescription, StageDescription};
+use crate::stage::{StageContext, StageToken, TokenStage};
+use crate::{AbiVersion, ABI_VERSION};
+
+/// Name of the function every plugin library exports.
+pub const ENTRY_SYMBOL: &[u8] = b"tessera_plugin_entry";
+
+/// Signature of the entry point: returns the plugin's table, or null if it failed to start.
+pub type EntryPoint = unsafe extern "C" fn() -> *const PluginVTable;
+
+/// Outcome of a call across the boundary.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Success; outputs are filled.
+    Ok = 0,
+    /// The call failed; the message output holds UTF-8 text.
+    Error = 1,
+    /// The plugin panicked; the message output holds UTF-8 text.
+    Panic = 2,
+}
+
+/// Bytes borrowed for the duration of a call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ByteView {
+    /// First byte.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// Floats borrowed for the duration of a call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FloatView {
+    /// First element.
+    pub ptr: *const f32,
+    /// Number of elements.
+    pub len: usize,
+}
+
+/// Bytes allocated by the plugin, handed to the host, returned with `release_bytes`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct OwnedBytes {
+    /// First byte.
+    pub ptr: *mut u8,
+    /// Number of bytes.
+    pub len: usize,
+    /// Allocated capacity.
+    pub capacity: usize,
+}
+
+/// Floats allocated by the plugin, handed to the host, returned with `release_floats`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct OwnedFloats {
+    /// First element.
+    pub ptr: *mut f32,
+    /// Number of elements.
+    pub len: usize,
+    /// Allocated capacity.
+    pub capacity: usize,
+}
+
+/// The table a plugin hands to the host.
+#[repr(C)]
+pub struct PluginVTable {
+    /// The ABI version the plugin was built with; checked first.
+    pub abi: AbiVersion,
+    /// `size_of::<PluginVTable>()` in the plugin's build.
+    pub table_size: u32,
+    /// Writes the plugin's [`PluginDescription`] as JSON into `out`.
+    pub describe: unsafe extern "C" fn(out: *mut OwnedBytes) -> Status,
+    /// Runs adapter number `adapter` on a [`GraphSummary`] (JSON); writes an
+    /// `Option<AdapterPlan>` as JSON, or an error message, into `out`.
+    pub analyse:
+        unsafe extern "C" fn(adapter: u32, graph: ByteView, out: *mut OwnedBytes) -> Status,
+    /// Runs stage number `stage` on a token (its shape and metadata as JSON, with the
+    /// [`StageContext`]: `{"token": ..., "context": ...}`) and its payload; writes the resulting
+    /// token's JSON into `out_json` (or an error message) and its payload into `out_vector`.
+    pub process: unsafe extern "C" fn(
+        stage: u32,
+        request: ByteView,
+        vector: FloatView,
+        out_json: *mut OwnedBytes,
+        out_vector: *mut OwnedFloats,
+    ) -> Status,
+    /// Frees bytes the plugin returned.
+    pub release_bytes: unsafe extern "C" fn(bytes: OwnedBytes),
+    /// Frees floats the plugin returned.
+    pub release_floats: unsafe extern "C" fn(floats: OwnedFloats),
+}
+
+/// The request `process` receives as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ProcessRequest {
+    /// The token's shape and metadata (the payload travels separately).
+    pub token: StageToken,
+    /// The stage's context.
+    pub context: StageContext,
+}
+
+struct Instance {
+    description: PluginDescription,
+    adapters: Vec<Box<dyn ArchitectureAdapter>>,
+    stages: Vec<Box<dyn TokenStage>>,
+}
+
+static INSTANCE: OnceLock<Option<Instance>> = OnceLock::new();
+
+static VTABLE: PluginVTable = PluginVTable {
+    abi: ABI_VERSION,
+    table_size: std::mem::size_of::<PluginVTable>() as u32,
+    describe,
+    analyse,
+    process,
+    release_bytes,
+    release_floats,
+};
+
+/// Builds the plugin once and returns its table (null if the constructor panicked). Called by
+/// the code [`export_plugin!`](crate::export_plugin) generates.
+#[doc(hidden)]
+pub fn install(constructor: fn() -> Box<dyn Plugin>) -> *const PluginVTable {
+    let instance = INSTANCE.get_or_init(|| {
+        // Panics in this library come back to the host as errors, which it reports; the
+        // default hook would also print them (with a backtrace) to standard error.
+        std::panic::set_hook(Box::new(|_| {}));
+        catch_unwind(|| {
+            let plugin = constructor();
+            let adapters = plugin.adapters();
+            let stages = plugin.stages();
+            let description = PluginDescription {
+                info: plugin.info(),
+                api_version: env!("CARGO_PKG_VERSION").to_string(),
+                adapters: adapters
+                    .iter()
+                    .map(|adapter| adapter.name().to_string())
+                    .collect(),
+                stages: stages
+                    .iter()
+                    .map(|stage| StageDescription {
+                        name: stage.name().to_string(),
+                        kind: stage.kind(),
+                    })
+                    .collect(),
+            };
+            Instance {
+                description,
+                adapters,
+                stages,
+            }
+        })
+        .ok()
+    });
+    match instance {
+        Some(_) => &VTABLE,
+        None => std::ptr::null(),
+    }
+}
+
+fn instance() -> Result<&'static Instance, String> {
+    INSTANCE
+        .get()
+        .and_then(Option::as_ref)
+        .ok_or_else(|| "the plugin was not installed".to_string())
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+fn into_owned_bytes(bytes: Vec<u8>) -> OwnedBytes {
+    let mut bytes = std::mem::ManuallyDrop::new(bytes);
+    OwnedBytes {
+        ptr: bytes.as_mut_ptr(),
+        len: bytes.len(),
+        capacity: bytes.capacity(),
+    }
+}
+
+fn into_owned_floats(floats: Vec<f32>) -> OwnedFloats {
+    let mut floats = std::mem::ManuallyDrop::new(floats);
+    OwnedFloats {
+        ptr: floats.as_mut_ptr(),
+        len: floats.len(),
+        capacity: floats.capacity(),
+    }
+}
+
+/// Runs `call`, turning an error or a panic into a status and a message in `out`.
+///
+/// # Safety
+/// `out` must be valid for writes.
+unsafe fn guarded(out: *mut OwnedBytes, call: impl FnOnce() -> Result<Vec<u8>, String>) -> Status {
+    let (status, bytes) = match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(bytes)) => (Status::Ok, bytes),
+        Ok(Err(message)) => (Status::Error, message.into_bytes()),
+        Err(payload) => (Status::Panic, panic_message(payload.as_ref()).into_bytes()),
+    };
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe { out.write(into_owned_bytes(bytes)) };
+    status
+}
+
+/// # Safety
+/// `view` must describe `len` readable bytes (or be empty).
+unsafe fn borrow_bytes<'a>(view: ByteView) -> &'a [u8] {
+    if view.len == 0 || view.ptr.is_null() {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts(view.ptr, view.len) }
+}
+
+unsafe extern "C" fn describe(out: *mut OwnedBytes) -> Status {
+    // SAFETY: the host passes a writable `out`.
+    unsafe {
+        guarded(out, || {
+            serde_json::to_vec(&instance()?.description).map_err(|error| error.to_string())
+        })
+    }
+}
+
+unsafe extern "C" fn analyse(adapter: u32, graph: ByteView, out: *mut OwnedBytes) -> Status {
+    // SAFETY: the host passes a readable `graph` and a writable `out`.
+    unsafe {
+        let graph = borrow_bytes(graph);
+        guarded(out, || {
+            let adapter = instance()?
+                .adapters
+                .get(adapter as usize)
+                .ok_or_else(|| format!("no adapter number {adapter}"))?;
+            let graph: GraphSummary = serde_json::from_slice(graph)
+                .map_err(|error| format!("unreadable graph summary: {error}"))?;
+            let plan = adapter.analyse(&graph)?;
+            serde_json::to_vec(&plan).map_err(|error| error.to_string())
+        })
+    }
+}
+
+unsafe extern "C" fn process(
+    stage: u32,
+    request: ByteView,
+    vector: FloatView,
+    out_json: *mut OwnedBytes,
+    out_vector: *mut OwnedFloats,
+) -> Status {
+    // SAFETY: the host passes readable views and writable outputs.
+    unsafe {
+        let request = borrow_bytes(request);
+        let input: &[f32] = if vector.len == 0 || vector.ptr.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts(vector.ptr, vector.len)
+        };
+        let mut produced = Vec::new();
+        let status = guarded(out_json, || {
+            let stage = instance()?
+                .stages
+                .get(stage as usize)
+                .ok_or_else(|| format!("no stage number {stage}"))?;
+            let request: ProcessRequest = serde_json::from_slice(request)
+                .map_err(|error| format!("unreadable stage request: {error}"))?;
+            let mut token = request.token;
+            token.vector = input.to_vec();
+            let mut result = stage.process(token, &request.context)?;
+            produced = std::mem::take(&mut result.vector);
+            serde_json::to_vec(&result).map_err(|error| error.to_string())
+        });
+        out_vector.write(into_owned_floats(produced));
+        status
+    }
+}
+
+unsafe extern "C" fn release_bytes(bytes: OwnedBytes) {
+    if !bytes.ptr.is_null() {
+        // SAFETY: the pointer, length and capacity came from `into_owned_bytes`.
+        drop(unsafe { Vec::from_raw_parts(bytes.ptr, bytes.len, bytes.capacity) });
+    }
+}
+
+unsafe extern "C" fn release_floats(floats: OwnedFloats) {
+    if !floats.ptr.is_null() {
+        // SAFETY: the pointer, length and capacity came from `into_owned_floats`.
+        drop(unsafe { Vec::from_raw_parts(floats.ptr, floats.len, floats.capacity) });
+    }
+}
+
+/// Exports a plugin: `tessera_api::export_plugin!(MyPlugin::default());` in the plugin crate's
+/// `lib.rs` (a `cdylib`). The expression is evaluated once, when the host first loads the library.
+#[macro_export]
+macro_rules! export_plugin {
+    ($constructor:expr) => {
+        /// The entry point the Tessera host looks up.
+        #[no_mangle]
+        pub extern "C" fn tessera_plugin_entry() -> *const $crate::abi::PluginVTable {
+            fn construct() -> ::std::boxed::Box<dyn $crate::Plugin> {
+                ::std::boxed::Box::new($constructor)
+            }
+            $crate::abi::install(construct)
+        }
+    };
+}

@@ -1,0 +1,133 @@
+//! Architecture adapters: recognise a family of networks and say where its knowledge lives.
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::GraphSummary;
+
+/// How a tap tensor's dimensions are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TapLayout {
+    /// `[B, D]`: one feature vector per sample.
+    BatchFeature,
+    /// `[B, T, D]`: a sequence of feature vectors (transformers, batch-first RNNs, MLP stems).
+    BatchTimeFeature,
+    /// `[B, D, T]`: channels first (1-D convolutions).
+    BatchFeatureTime,
+    /// `[T, directions, B, H]`: the first output of an ONNX LSTM/GRU/RNN node; features are the
+    /// directions' hidden states side by side (`directions × H`).
+    OnnxRecurrent,
+}
+
+impl TapLayout {
+    /// The rank a tensor of this layout has.
+    pub const fn rank(self) -> usize {
+        match self {
+            TapLayout::BatchFeature => 2,
+            TapLayout::BatchTimeFeature | TapLayout::BatchFeatureTime => 3,
+            TapLayout::OnnxRecurrent => 4,
+        }
+    }
+
+    /// The axis that holds the batch.
+    pub const fn batch_axis(self) -> usize {
+        match self {
+            TapLayout::OnnxRecurrent => 2,
+            _ => 0,
+        }
+    }
+
+    /// The width of one pooled feature vector, given the tensor's shape; `None` when the shape
+    /// has the wrong rank for this layout.
+    pub fn feature_width(self, shape: &[u64]) -> Option<u64> {
+        if shape.len() != self.rank() {
+            return None;
+        }
+        Some(match self {
+            TapLayout::BatchFeature | TapLayout::BatchTimeFeature => shape[shape.len() - 1],
+            TapLayout::BatchFeatureTime => shape[1],
+            TapLayout::OnnxRecurrent => shape[1] * shape[3],
+        })
+    }
+}
+
+/// How the sequence axis of a tap is reduced to one vector per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Average over the sequence (the zoo's families all pool this way).
+    Mean,
+    /// The last position.
+    Last,
+    /// The first position (e.g. a class token).
+    First,
+    /// The element-wise maximum over the sequence.
+    Max,
+    /// No sequence axis: the tap already is `[B, D]`.
+    None,
+}
+
+/// One tensor to read the network's representation from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapPoint {
+    /// The tensor's name in the graph.
+    pub tensor: String,
+    /// How its dimensions are laid out.
+    pub layout: TapLayout,
+    /// How it is reduced to `[B, width]`.
+    pub pooling: Pooling,
+}
+
+/// What an adapter says about a graph it recognises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterPlan {
+    /// How sure the adapter is, from 0 (not at all) to 1 (certain). The host picks the highest.
+    pub score: f32,
+    /// The architecture family recognised, e.g. `transformer`.
+    pub family: String,
+    /// The model width: every tap pools to `[B, width]`.
+    pub width: u64,
+    /// Tap points in depth order (the last is the deepest representation).
+    pub taps: Vec<TapPoint>,
+    /// Initializers fine-tuning may change; empty means every floating-point initializer.
+    pub trainable: Vec<String>,
+    /// Initializers fine-tuning must keep (e.g. embeddings), applied after `trainable`.
+    pub frozen: Vec<String>,
+}
+
+/// Recognises one architecture family.
+///
+/// Implementations must be cheap and side-effect free: the host asks every adapter about every
+/// model and picks the best score.
+pub trait ArchitectureAdapter: Send + Sync {
+    /// A short unique name, e.g. `transformer`.
+    fn name(&self) -> &str;
+
+    /// The plan for `graph` if this adapter recognises it, `Ok(None)` if not, or an error
+    /// explaining why a graph that looks like its family cannot be handled.
+    fn analyse(&self, graph: &GraphSummary) -> Result<Option<AdapterPlan>, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_widths_follow_the_layout() {
+        assert_eq!(
+            TapLayout::BatchTimeFeature.feature_width(&[1, 16, 64]),
+            Some(64)
+        );
+        assert_eq!(
+            TapLayout::BatchFeatureTime.feature_width(&[1, 64, 16]),
+            Some(64)
+        );
+        assert_eq!(
+            TapLayout::OnnxRecurrent.feature_width(&[16, 2, 1, 32]),
+            Some(64)
+        );
+        assert_eq!(TapLayout::BatchFeature.feature_width(&[1, 128]), Some(128));
+        assert_eq!(TapLayout::BatchFeature.feature_width(&[1, 16, 64]), None);
+        assert_eq!(TapLayout::OnnxRecurrent.batch_axis(), 2);
+    }
+}

@@ -1,0 +1,55 @@
+//! A plugin: a named bundle of adapters and stages, exported with [`export_plugin!`](crate::export_plugin).
+
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::ArchitectureAdapter;
+use crate::stage::{StageKind, TokenStage};
+
+/// Who a plugin is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// A short unique name.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// One line on what it provides.
+    pub description: String,
+}
+
+/// What a plugin provides, as the host sees it after loading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginDescription {
+    /// Who it is.
+    pub info: PluginInfo,
+    /// The version of `tessera-api` it was built against.
+    pub api_version: String,
+    /// Names of its architecture adapters.
+    pub adapters: Vec<String>,
+    /// Its chain stages.
+    pub stages: Vec<StageDescription>,
+}
+
+/// A stage as listed by the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageDescription {
+    /// The stage's name.
+    pub name: String,
+    /// What it does.
+    pub kind: StageKind,
+}
+
+/// Implemented once per plugin library.
+pub trait Plugin: Send + Sync {
+    /// Who the plugin is.
+    fn info(&self) -> PluginInfo;
+
+    /// The architecture adapters it provides.
+    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
+        Vec::new()
+    }
+
+    /// The chain stages it provides.
+    fn stages(&self) -> Vec<Box<dyn TokenStage>> {
+        Vec::new()
+    }
+}
