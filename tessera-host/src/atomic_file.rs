@@ -27,6 +27,14 @@ pub fn write_atomically_with(
         .suffix(".partial")
         .tempfile_in(directory)?;
     write(temporary.as_file_mut())?;
+    // Temporary files are private (0600); the result should be an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temporary
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     temporary.as_file().sync_all()?;
     temporary.persist(path).map_err(|error| error.error)?;
     Ok(())

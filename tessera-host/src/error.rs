@@ -73,6 +73,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A node of the trainable graph cannot be built or evaluated.
+    #[error("node {node:?} ({op}): {message}")]
+    Graph {
+        /// The node's name.
+        node: String,
+        /// Its operator type.
+        op: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// An execution backend failed or is unavailable.
     #[error("{backend}: {message}")]
     Backend {

@@ -17,6 +17,8 @@
 //! - [`chain`] — the stages a token passes through before it is written (privacy, TBF export,
 //!   plugin stages).
 //! - [`bench`] — benchmark reports against PyTorch eager.
+//! - [`training`] — supervised training of ONNX models on the trainable graph
+//!   ([`backend::candle`]).
 //! - [`privacy`] — differentially private release of summary vectors, with a budget accountant.
 //!
 //! The `tessera` command-line program is a thin layer over this library.
@@ -36,6 +38,7 @@ pub mod pooling;
 pub mod privacy;
 pub mod tbf;
 pub mod tensor;
+pub mod training;
 pub mod zoo;
 
 pub use error::{Error, Result};

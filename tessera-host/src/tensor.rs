@@ -148,6 +148,14 @@ impl Tensor {
         }
     }
 
+    /// The samples at `rows` (along axis 0), in that order.
+    pub fn select_rows(&self, rows: &[usize]) -> Tensor {
+        match self {
+            Tensor::F32(array) => Tensor::F32(array.select(Axis(0), rows)),
+            Tensor::I64(array) => Tensor::I64(array.select(Axis(0), rows)),
+        }
+    }
+
     /// Joins tensors of one element type along `axis`.
     pub fn concatenate(axis: usize, parts: &[Tensor]) -> Result<Tensor> {
         let mismatch = || Error::Shape("cannot join tensors of different element types".into());

@@ -4,6 +4,7 @@
 //! - `ort` — ONNX Runtime with the CPU, CUDA or TensorRT execution provider (cargo feature
 //!   `ort`), loading `libonnxruntime` at run time.
 
+pub mod candle;
 #[cfg(feature = "ort")]
 pub mod ort;
 pub mod tract;

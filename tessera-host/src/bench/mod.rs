@@ -4,6 +4,7 @@
 pub mod capture;
 mod memory;
 mod pytorch;
+pub mod train;
 
 pub use memory::PeakMemory;
 pub use pytorch::{run_pytorch_bench, PyTorchBench};

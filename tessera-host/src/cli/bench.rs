@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use tessera_host::atomic_file::write_atomically;
 use tessera_host::backend::Backend;
 use tessera_host::bench::capture::{self, CaptureBenchOptions, CaptureBenchReport};
+use tessera_host::bench::train::{self, TrainBenchOptions, TrainBenchReport};
 
 use super::output::{print_json, print_text};
 use super::progress::spinner;
@@ -22,6 +23,45 @@ enum BenchCommand {
     /// Samples/s capturing the logits and every tap point of each zoo transmitter, against
     /// PyTorch eager with forward hooks.
     Capture(CaptureArgs),
+    /// Milliseconds per training step on the trainable graph (forward, backward, Adam), split
+    /// into its parts, against PyTorch eager.
+    Train(TrainArgs),
+}
+
+/// Arguments of `tessera bench train`.
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// The model zoo folder.
+    #[arg(long, default_value = "onnx-models")]
+    zoo: PathBuf,
+
+    /// Samples per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+
+    /// Timed steps per model, after three warm-up steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+
+    /// Threads for PyTorch.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+
+    /// Python interpreter with PyTorch, for the PyTorch side of the comparison.
+    #[arg(long, default_value = "python3")]
+    python: String,
+
+    /// Skip the PyTorch side.
+    #[arg(long)]
+    no_pytorch: bool,
+
+    /// Only zoo models whose key contains this text.
+    #[arg(long)]
+    models: Option<String>,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Arguments of `tessera bench capture`.
@@ -68,7 +108,71 @@ struct CaptureArgs {
 pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
     match &args.command {
         BenchCommand::Capture(args) => run_capture(args, config, json),
+        BenchCommand::Train(args) => run_train(args, json),
     }
+}
+
+fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
+    let options = TrainBenchOptions {
+        zoo_dir: args.zoo.clone(),
+        batch_size: args.batch_size,
+        steps: args.steps,
+        threads: args.threads,
+        python: (!args.no_pytorch).then(|| args.python.clone()),
+        filter: args.models.clone(),
+    };
+    let bar = spinner();
+    let report = train::run(&options, &mut |what| bar.set_message(what.to_string()))?;
+    bar.finish_and_clear();
+    let report_json = serde_json::to_value(&report)?;
+    if let Some(out) = &args.out {
+        write_atomically(out, serde_json::to_string_pretty(&report_json)?.as_bytes())?;
+    }
+    if json {
+        return print_json(&report_json);
+    }
+    print_text(&train_table(&report))
+}
+
+fn train_table(report: &TrainBenchReport) -> String {
+    let number = |value: Option<f64>, digits: usize| {
+        value.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+    };
+    let mut lines = vec![
+        format!(
+            "training-step benchmark: batch {}, median of {} steps (forward + cross-entropy, backward, Adam)",
+            report.batch_size, report.steps
+        ),
+        format!(
+            "{:<32} {:<12} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8}",
+            "model", "export", "step ms", "fwd ms", "bwd ms", "adam ms", "PyTorch ms", "speedup"
+        ),
+    ];
+    for row in &report.rows {
+        lines.push(format!(
+            "{:<32} {:<12} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11} {:>8}",
+            row.model_key,
+            row.exporter,
+            row.step_ms,
+            row.forward_ms,
+            row.backward_ms,
+            row.update_ms,
+            number(row.pytorch_step_ms, 2),
+            number(row.speedup_vs_pytorch, 2),
+        ));
+    }
+    match (&report.pytorch, &report.pytorch_note) {
+        (Some(pytorch), _) => lines.push(format!(
+            "PyTorch {} eager, {} thread(s)",
+            pytorch.torch_version, pytorch.threads
+        )),
+        (None, Some(note)) => lines.push(format!("PyTorch side not measured: {note}")),
+        (None, None) => {}
+    }
+    lines.join(
+        "
+",
+    )
 }
 
 fn run_capture(

@@ -10,6 +10,7 @@ mod plugins;
 mod progress;
 mod read_args;
 mod release;
+mod train;
 mod validate;
 mod version;
 
@@ -52,6 +53,8 @@ enum Command {
     /// Release per-record vectors (.npy, [records, width]) as a token through the stage chain:
     /// by default clipped, averaged and privatised, then written as TBF.
     Release(release::Args),
+    /// Train an ONNX model on labelled data (supervised, cross-entropy) and write it back.
+    Train(train::Args),
     /// List the architecture-adapter plugins found, or check one plugin library.
     Plugins(plugins::Args),
     /// Benchmark reports: speed and memory against PyTorch eager.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Capture(args) => capture::run(&args, cli.config.as_deref(), cli.json),
         Command::Plugins(args) => plugins::run(&args, cli.config.as_deref(), cli.json),
         Command::Release(args) => release::run(&args, cli.config.as_deref(), cli.json),
+        Command::Train(args) => train::run(&args, cli.json),
         Command::Bench(args) => bench::run(&args, cli.config.as_deref(), cli.json),
         Command::Version => version::run(cli.json),
     }

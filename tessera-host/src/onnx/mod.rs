@@ -23,6 +23,8 @@ pub struct OnnxModel {
     proto: ModelProto,
     name: String,
     source: Option<PathBuf>,
+    /// Initializers the file kept in external data; [`save`](Self::save) keeps them there.
+    external: Vec<String>,
 }
 
 impl OnnxModel {
@@ -36,11 +38,14 @@ impl OnnxModel {
         let name = path.display().to_string();
         let mut proto = decode(&bytes, &name)?;
         let folder = path.parent().unwrap_or_else(|| Path::new("."));
-        external_data::inline(&mut proto, folder).map_err(|message| Error::Model {
-            model: name.clone(),
-            message,
-        })?;
-        Self::from_proto(proto, name, Some(path.to_path_buf()))
+        let external =
+            external_data::inline(&mut proto, folder).map_err(|message| Error::Model {
+                model: name.clone(),
+                message,
+            })?;
+        let mut model = Self::from_proto(proto, name, Some(path.to_path_buf()))?;
+        model.external = external;
+        Ok(model)
     }
 
     /// Decodes a model held in memory. Such a model cannot refer to external data files.
@@ -63,6 +68,7 @@ impl OnnxModel {
             proto,
             name,
             source,
+            external: Vec::new(),
         };
         if model.proto.graph.is_none() {
             return Err(model.error("the file holds no graph"));
@@ -198,6 +204,50 @@ impl OnnxModel {
             );
         }
         model
+    }
+
+    /// A copy whose float32 initializers named in `values` hold the given values (same shapes);
+    /// everything else in the model is unchanged.
+    pub fn with_initializer_values(
+        &self,
+        values: &std::collections::HashMap<String, Vec<f32>>,
+    ) -> OnnxModel {
+        let mut model = self.clone();
+        if let Some(graph) = model.proto.graph.as_mut() {
+            for initializer in &mut graph.initializer {
+                if let Some(data) = values.get(&initializer.name) {
+                    initializer.raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    initializer.float_data.clear();
+                    initializer.data_type = pb::tensor_proto::DataType::Float as i32;
+                }
+            }
+        }
+        model
+    }
+
+    /// Writes the model to `path` atomically. Initializers that came from external data go to
+    /// `<file name>.data` beside it, as the exporter had them.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io {
+                action: "write",
+                path,
+                source,
+            }
+        };
+        let mut proto = self.proto.clone();
+        if !self.external.is_empty() {
+            let file_name = path
+                .file_name()
+                .map(|name| format!("{}.data", name.to_string_lossy()))
+                .ok_or_else(|| self.error(format!("{} names no file", path.display())))?;
+            let data = external_data::externalise(&mut proto, &self.external, &file_name);
+            let data_path = path.with_file_name(&file_name);
+            crate::atomic_file::write_atomically(&data_path, &data)
+                .map_err(io_error(&data_path))?;
+        }
+        crate::atomic_file::write_atomically(path, &proto.encode_to_vec()).map_err(io_error(path))
     }
 
     pub(crate) fn error(&self, message: impl Into<String>) -> Error {

@@ -1,0 +1,227 @@
+//! Optimisers for the trainable graph: AdamW and SGD with momentum, a learning-rate schedule,
+//! and clipping of the global gradient norm. Deterministic: no randomness is involved.
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+
+use crate::{Error, Result};
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerKind {
+    /// Adam with decoupled weight decay (Loshchilov & Hutter).
+    AdamW {
+        /// First-moment decay (0.9).
+        beta1: f64,
+        /// Second-moment decay (0.999).
+        beta2: f64,
+        /// Denominator floor (1e-8).
+        epsilon: f64,
+        /// Decoupled weight decay (0.01 in PyTorch's AdamW; 0 makes it Adam).
+        weight_decay: f64,
+    },
+    /// Stochastic gradient descent with (heavy-ball) momentum.
+    Sgd {
+        /// Momentum (0 for plain SGD).
+        momentum: f64,
+        /// L2 weight decay added to the gradient.
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerKind {
+    /// Adam as PyTorch's `torch.optim.Adam` defaults (no weight decay).
+    pub const ADAM: OptimizerKind = OptimizerKind::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.0,
+    };
+}
+
+/// How the learning rate changes over the steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// The base rate throughout.
+    Constant,
+    /// Linear warm-up over `warmup` steps, then cosine decay to zero at `total` steps.
+    WarmupCosine {
+        /// Steps of linear warm-up.
+        warmup: usize,
+        /// Total steps.
+        total: usize,
+    },
+}
+
+/// Everything an optimiser is configured with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptimizerOptions {
+    /// The update rule.
+    pub kind: OptimizerKind,
+    /// Base learning rate.
+    pub learning_rate: f64,
+    /// The schedule.
+    pub schedule: Schedule,
+    /// Scale gradients down so their global L2 norm is at most this.
+    pub clip_norm: Option<f64>,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StepReport {
+    /// Learning rate used.
+    pub learning_rate: f64,
+    /// Global gradient norm before clipping.
+    pub gradient_norm: f64,
+}
+
+/// An optimiser over a fixed list of variables.
+pub struct Optimizer {
+    options: OptimizerOptions,
+    variables: Vec<Var>,
+    first: Vec<Option<Tensor>>,
+    second: Vec<Option<Tensor>>,
+    steps: usize,
+}
+
+fn failed(error: candle_core::Error) -> Error {
+    Error::Shape(format!("optimiser step failed: {error}"))
+}
+
+impl Optimizer {
+    /// An optimiser for `variables`.
+    pub fn new(variables: Vec<Var>, options: OptimizerOptions) -> Self {
+        let count = variables.len();
+        Self {
+            options,
+            variables,
+            first: vec![None; count],
+            second: vec![None; count],
+            steps: 0,
+        }
+    }
+
+    /// The learning rate of the next step.
+    pub fn learning_rate(&self) -> f64 {
+        let base = self.options.learning_rate;
+        match self.options.schedule {
+            Schedule::Constant => base,
+            Schedule::WarmupCosine { warmup, total } => {
+                let step = self.steps as f64;
+                if self.steps < warmup {
+                    base * (step + 1.0) / warmup as f64
+                } else {
+                    let span = total.saturating_sub(warmup).max(1) as f64;
+                    let progress = ((step - warmup as f64) / span).min(1.0);
+                    base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                }
+            }
+        }
+    }
+
+    /// Applies one update from `gradients` (variables without a gradient are left alone).
+    pub fn step(&mut self, gradients: &GradStore) -> Result<StepReport> {
+        let learning_rate = self.learning_rate();
+        let grads: Vec<Option<Tensor>> = self
+            .variables
+            .iter()
+            .map(|var| gradients.get(var.as_tensor()).cloned())
+            .collect();
+        let mut squared = 0.0;
+        for grad in grads.iter().flatten() {
+            squared += grad
+                .sqr()
+                .and_then(|g| g.sum_all())
+                .and_then(|s| s.to_scalar::<f32>())
+                .map_err(failed)? as f64;
+        }
+        let gradient_norm = squared.sqrt();
+        if !gradient_norm.is_finite() {
+            return Err(Error::Shape(format!(
+                "the gradient norm is {gradient_norm}; lower the learning rate or clip gradients"
+            )));
+        }
+        let scale = match self.options.clip_norm {
+            Some(limit) if gradient_norm > limit => limit / gradient_norm,
+            _ => 1.0,
+        };
+        self.steps += 1;
+        let t = self.steps as i32;
+        for (index, grad) in grads.into_iter().enumerate() {
+            let Some(grad) = grad else { continue };
+            let var = &self.variables[index];
+            let grad = if scale == 1.0 {
+                grad
+            } else {
+                grad.affine(scale, 0.0).map_err(failed)?
+            };
+            let value = var.as_tensor();
+            let updated = match self.options.kind {
+                OptimizerKind::AdamW {
+                    beta1,
+                    beta2,
+                    epsilon,
+                    weight_decay,
+                } => {
+                    let m = match &self.first[index] {
+                        Some(m) => m
+                            .affine(beta1, 0.0)
+                            .and_then(|m| m.add(&grad.affine(1.0 - beta1, 0.0)?)),
+                        None => grad.affine(1.0 - beta1, 0.0),
+                    }
+                    .map_err(failed)?;
+                    let v = match &self.second[index] {
+                        Some(v) => v
+                            .affine(beta2, 0.0)
+                            .and_then(|v| v.add(&grad.sqr()?.affine(1.0 - beta2, 0.0)?)),
+                        None => grad.sqr().and_then(|g| g.affine(1.0 - beta2, 0.0)),
+                    }
+                    .map_err(failed)?;
+                    let m_hat = m.affine(1.0 / (1.0 - beta1.powi(t)), 0.0).map_err(failed)?;
+                    let v_hat = v.affine(1.0 / (1.0 - beta2.powi(t)), 0.0).map_err(failed)?;
+                    let update = m_hat
+                        .div(
+                            &v_hat
+                                .sqrt()
+                                .and_then(|s| s.affine(1.0, epsilon))
+                                .map_err(failed)?,
+                        )
+                        .map_err(failed)?;
+                    self.first[index] = Some(m);
+                    self.second[index] = Some(v);
+                    value
+                        .affine(1.0 - learning_rate * weight_decay, 0.0)
+                        .and_then(|decayed| decayed.sub(&update.affine(learning_rate, 0.0)?))
+                        .map_err(failed)?
+                }
+                OptimizerKind::Sgd {
+                    momentum,
+                    weight_decay,
+                } => {
+                    let grad = if weight_decay == 0.0 {
+                        grad
+                    } else {
+                        grad.add(&value.affine(weight_decay, 0.0).map_err(failed)?)
+                            .map_err(failed)?
+                    };
+                    let velocity = match &self.first[index] {
+                        Some(velocity) if momentum != 0.0 => velocity
+                            .affine(momentum, 0.0)
+                            .and_then(|v| v.add(&grad))
+                            .map_err(failed)?,
+                        _ => grad,
+                    };
+                    self.first[index] = Some(velocity.clone());
+                    value
+                        .sub(&velocity.affine(learning_rate, 0.0).map_err(failed)?)
+                        .map_err(failed)?
+                }
+            };
+            var.set(&updated.detach()).map_err(failed)?;
+        }
+        Ok(StepReport {
+            learning_rate,
+            gradient_norm,
+        })
+    }
+}
