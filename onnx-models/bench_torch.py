@@ -3,6 +3,8 @@
 
     python3 onnx-models/bench_torch.py [--manifest PATH] [--batch-size 32] [--repeats 5]
         [--steps 20] [--threads 1] [--only capture|train_step] [--models SUBSTRING] [--json]
+    python3 onnx-models/bench_torch.py --only recipe [--seeds 5] [--threads 1]
+        [--models SUBSTRING] [--json]
 
 For each architecture in manifest.json (one per transmitter `model_key`; weights do not affect
 speed), the model is built by zoo_models.py's `build_model`, the one make_zoo.py exports, so it is exactly the exported
@@ -20,6 +22,20 @@ architecture, and measured on CPU:
   (and minimum) of --steps timed steps.
 - peak_rss_mib: the process's peak resident memory (ru_maxrss) at the end. Most of it is
   PyTorch's own libraries: `rss_after_imports_mib` is the peak before any model was built.
+
+--only recipe is a separate, slower part (not run otherwise): how well the zoo's own training
+recipe does from each receiver's initial weights, the reference for any method that trains a
+receiver. For each receiver (one per receiver `model_key`) the model is built by `build_model`
+with the receiver's `seeds.init_seed`, and its eval-mode logits on the validation inputs are
+checked against the exported `val_logits` (max |diff| <= the manifest's tolerance, else the run
+fails), so the initial weights are exactly the exported receiver's. It is then trained as
+make_zoo.py trains the transmitters: Adam, cross-entropy, the learning rate, epochs and batch size
+of the task's `tasks.<task>.training` in the manifest (12 epochs for toy, 60 for digits), train
+mode during the epochs, each epoch shuffled by `torch.randperm` with a `torch.Generator` seeded
+once per run, last batch partial, deterministic algorithms on. One run per shuffle seed
+0..--seeds-1, each from the same initial weights; reported per receiver: the eval-mode validation
+accuracy after the last epoch for each seed, their mean, sample standard deviation, min and max,
+and the wall time of all its runs. --batch-size, --repeats and --steps do not apply to it.
 
 With --json, stdout holds exactly one JSON object; progress and warnings go to stderr.
 """
@@ -121,6 +137,98 @@ def bench_train_step(model, x: torch.Tensor, y: torch.Tensor, batch_size: int, s
     return dict(train_step_ms=statistics.median(times) * 1e3, train_step_min_ms=min(times) * 1e3)
 
 
+def load_recipe(manifest: dict, task: str) -> dict:
+    """The task's training recipe: `tasks.<task>.training`, else a transmitter's `training`."""
+    recipe = manifest.get("tasks", {}).get(task, {}).get("training")
+    if recipe is None:
+        recipe = next((e["training"] for e in manifest["models"]
+                       if e["task"] == task and e["role"] == "transmitter" and e.get("training")),
+                      None)
+    if recipe is None:
+        sys.exit(f"bench_torch.py: the manifest has no training recipe for task {task!r}")
+    if (recipe.get("optimizer", "Adam"), recipe.get("loss", "cross_entropy")) != ("Adam",
+                                                                                  "cross_entropy"):
+        sys.exit(f"bench_torch.py: task {task!r}: recipe {recipe} is not Adam + cross-entropy")
+    return recipe
+
+
+def check_receiver_init(model, entry: dict, xv: torch.Tensor, root: Path,
+                        tolerance: float) -> float:
+    """Max |diff| between the built model's validation logits and the exported receiver's; exits
+    when over `tolerance` (the built model would not start from the exported weights)."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(xv).numpy()
+    ref = np.load(root / entry["val_logits"])
+    if logits.shape != ref.shape:
+        sys.exit(f"bench_torch.py: {entry['model_key']}: built logits {logits.shape}, exported "
+                 f"{entry['val_logits']} {ref.shape}")
+    diff = float(np.abs(logits - ref).max())
+    if not diff <= tolerance:  # also catches NaN
+        sys.exit(f"bench_torch.py: {entry['model_key']}: built receiver's validation logits differ "
+                 f"from {entry['val_logits']} by {diff:.3g} > {tolerance:g}: zoo_models.py or "
+                 "PyTorch changed since the zoo was exported, the init is not the exported one")
+    return diff
+
+
+def train_recipe(model, x, y, xv, yv, recipe: dict, shuffle_seed: int) -> float:
+    """make_zoo.py's `train`: returns the eval-mode validation accuracy after the last epoch."""
+    opt = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
+    g = torch.Generator().manual_seed(shuffle_seed)
+    bs = recipe["batch_size"]
+    for _ in range(recipe["epochs"]):
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), bs):  # the last batch may be partial, as in make_zoo
+            idx = perm[i:i + bs]
+            opt.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        return int((model(xv).argmax(dim=1) == yv).sum()) / len(yv)
+
+
+def bench_recipe(entry: dict, recipe: dict, data: tuple, root: Path, tolerance: float,
+                 seeds: int) -> dict:
+    """Trains the receiver once per shuffle seed 0..seeds-1, each time from its exported init."""
+    x, y, xv, yv = data
+    init_seed = entry["seeds"]["init_seed"]
+    init_diff = None
+    accs = []
+    t0 = time.perf_counter()
+    for shuffle_seed in range(seeds):
+        model = zoo_models.build_model(entry["task"], entry["family"], entry["d"],
+                                       entry["layers"], seed=init_seed)
+        if init_diff is None:  # the build is seeded: one check covers every run
+            init_diff = check_receiver_init(model, entry, xv, root, tolerance)
+        accs.append(train_recipe(model, x, y, xv, yv, recipe, shuffle_seed))
+        print(f"  shuffle seed {shuffle_seed}: val accuracy {accs[-1]:.4f}", file=sys.stderr,
+              flush=True)
+    seconds = time.perf_counter() - t0
+    return dict(task=entry["task"], family=entry["family"], config=entry["config"],
+                init_seed=init_seed, init_max_abs_diff=init_diff, epochs=recipe["epochs"],
+                batch_size=recipe["batch_size"], lr=recipe["lr"], seeds=list(range(seeds)),
+                val_accuracy=accs, mean=statistics.fmean(accs),
+                std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                min=min(accs), max=max(accs), seconds=seconds)
+
+
+def print_recipe_table(report: dict) -> None:
+    print(f"PyTorch {report['torch_version']}, {report['threads']} thread(s): zoo recipe from "
+          "each receiver's init, validation accuracy after the last epoch per shuffle seed")
+    header = (f"{'receiver':<30} {'epochs':>6} {'seeds':>5} {'mean':>7} {'std':>7} {'min':>7} "
+              f"{'max':>7} {'seconds':>8}  per seed")
+    print(header)
+    print("-" * len(header))
+    for key, r in report["recipe"].items():
+        print(f"{key:<30} {r['epochs']:>6d} {len(r['seeds']):>5d} {r['mean']:>7.4f} "
+              f"{r['std']:>7.4f} {r['min']:>7.4f} {r['max']:>7.4f} {r['seconds']:>8.1f}  "
+              + " ".join(f"{a:.4f}" for a in r["val_accuracy"]))
+    print(f"peak RSS {report['peak_rss_mib']:.1f} MiB "
+          f"({report['rss_after_imports_mib']:.1f} MiB after imports)")
+
+
 def print_table(report: dict) -> None:
     print(f"PyTorch {report['torch_version']}, {report['threads']} thread(s), "
           f"batch {report['batch_size']}")
@@ -148,12 +256,15 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed capture passes")
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--only", choices=["capture", "train_step"])
+    ap.add_argument("--only", choices=["capture", "train_step", "recipe"],
+                    help="one part; `recipe` (not run otherwise) trains the receivers")
+    ap.add_argument("--seeds", type=int, default=5,
+                    help="recipe: shuffle seeds 0..N-1, one training run each")
     ap.add_argument("--models", default="", help="keep model keys containing this substring")
     ap.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     args = ap.parse_args()
-    if args.batch_size < 1 or args.repeats < 1 or args.steps < 1 or args.threads < 1:
-        ap.error("--batch-size, --repeats, --steps and --threads must be >= 1")
+    if min(args.batch_size, args.repeats, args.steps, args.threads, args.seeds) < 1:
+        ap.error("--batch-size, --repeats, --steps, --threads and --seeds must be >= 1")
 
     try:
         manifest = json.loads(args.manifest.read_text())
@@ -164,6 +275,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rss_after_imports = peak_rss_mib()
+
+    if args.only == "recipe":
+        return run_recipe(args, manifest, root, rss_after_imports)
 
     # One architecture per transmitter model_key (the manifest lists each twice, one per exporter).
     archs = {}
@@ -198,6 +312,40 @@ def main() -> int:
         print(json.dumps(report, indent=2))
     else:
         print_table(report)
+    return 0
+
+
+def run_recipe(args, manifest: dict, root: Path, rss_after_imports: float) -> int:
+    """The `--only recipe` part: train every receiver with the zoo recipe, --seeds times."""
+    torch.use_deterministic_algorithms(True)  # as make_zoo.py trains
+    # One receiver per receiver model_key (the manifest lists each twice, one per exporter).
+    receivers = {}
+    for e in manifest["models"]:
+        if e["role"] == "receiver" and args.models in e["model_key"]:
+            receivers.setdefault(e["model_key"], e)
+    if not receivers:
+        sys.exit(f"bench_torch.py: no receiver model_key in {args.manifest} contains "
+                 f"{args.models!r}")
+    tolerance = manifest.get("tolerance", 1e-4)
+
+    data = {}
+    recipe = {}
+    for key, e in receivers.items():
+        print(f"{key} ...", file=sys.stderr, flush=True)
+        ds = e["datasets"]
+        if e["task"] not in data:
+            data[e["task"]] = tuple(torch.from_numpy(np.load(root / ds[k])) for k in
+                                    ("train_inputs", "train_labels", "val_inputs", "val_labels"))
+        recipe[key] = bench_recipe(e, load_recipe(manifest, e["task"]), data[e["task"]], root,
+                                   tolerance, args.seeds)
+
+    report = dict(torch_version=torch.__version__, threads=torch.get_num_threads(),
+                  recipe=recipe, rss_after_imports_mib=rss_after_imports,
+                  peak_rss_mib=peak_rss_mib())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_recipe_table(report)
     return 0
 
 

@@ -26,6 +26,28 @@ fn first_rows(dataset: &Dataset, rows: usize) -> Tensor {
 }
 
 #[test]
+fn intermediate_tensors_come_back_alongside_the_outputs() {
+    let zoo = zoo_models()
+        .into_iter()
+        .find(|model| model.id == "toy/lstm_64d_2L.tx.torchscript")
+        .unwrap();
+    let model = OnnxModel::load(&zoo_file(&zoo.onnx)).unwrap();
+    let dataset = Dataset::load(&zoo_file(&zoo.datasets.val_inputs), None).unwrap();
+    let batch = first_rows(&dataset, 8);
+    let names = vec!["logits".to_string(), "/lstm/LSTM_output_0".to_string()];
+    let graph = TrainableGraph::new(&model, &Trainable::All, candle_core::Device::Cpu).unwrap();
+    let ours = graph.forward(std::slice::from_ref(&batch), &names).unwrap();
+    let reference = TractExecutor::new(&model, &names)
+        .unwrap()
+        .run(&[batch])
+        .unwrap();
+    for (mine, theirs) in ours.iter().zip(&reference) {
+        assert!(max_difference(&to_host(mine).unwrap(), theirs) <= 1e-4);
+    }
+    assert_eq!(ours[1].dims(), &[16, 2, 8, 32]);
+}
+
+#[test]
 fn forward_matches_tract_on_every_zoo_model() {
     let mut worst = (0.0f32, String::new());
     for zoo in zoo_models() {

@@ -104,35 +104,3 @@ pub fn inline(proto: &mut ModelProto, folder: &Path) -> Result<Vec<String>, Stri
     }
     Ok(inlined)
 }
-
-/// Moves the data of the initializers named in `external` out of `proto` into one buffer, to be
-/// written as `location` beside the model, leaving references (offsets aligned to 4 KiB, as the
-/// ONNX tools write them) in their place.
-pub fn externalise(proto: &mut ModelProto, external: &[String], location: &str) -> Vec<u8> {
-    const ALIGNMENT: usize = 4096;
-    let mut data = Vec::new();
-    let Some(graph) = proto.graph.as_mut() else {
-        return data;
-    };
-    for tensor in graph
-        .initializer
-        .iter_mut()
-        .filter(|tensor| external.contains(&tensor.name) && !tensor.raw_data.is_empty())
-    {
-        data.resize(data.len().div_ceil(ALIGNMENT) * ALIGNMENT, 0);
-        let offset = data.len();
-        data.extend_from_slice(&tensor.raw_data);
-        let entry = |key: &str, value: String| tract_onnx::pb::StringStringEntryProto {
-            key: key.into(),
-            value,
-        };
-        tensor.external_data = vec![
-            entry("location", location.into()),
-            entry("offset", offset.to_string()),
-            entry("length", tensor.raw_data.len().to_string()),
-        ];
-        tensor.raw_data.clear();
-        tensor.data_location = Some(DataLocation::External as i32);
-    }
-    data
-}

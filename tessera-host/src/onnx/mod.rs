@@ -5,9 +5,11 @@
 
 mod external_data;
 mod summary;
+mod wire;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use prost::Message;
 use tract_onnx::pb::{self, tensor_shape_proto::dimension, type_proto, ModelProto};
@@ -23,8 +25,13 @@ pub struct OnnxModel {
     proto: ModelProto,
     name: String,
     source: Option<PathBuf>,
+    /// The serialized model every save starts from (the file as read, external references
+    /// included), so that saving changes nothing but initializer data.
+    encoded: Arc<Vec<u8>>,
     /// Initializers the file kept in external data; [`save`](Self::save) keeps them there.
     external: Vec<String>,
+    /// Initializers whose values were replaced since loading.
+    modified: HashSet<String>,
 }
 
 impl OnnxModel {
@@ -43,7 +50,7 @@ impl OnnxModel {
                 model: name.clone(),
                 message,
             })?;
-        let mut model = Self::from_proto(proto, name, Some(path.to_path_buf()))?;
+        let mut model = Self::from_proto(proto, bytes, name, Some(path.to_path_buf()))?;
         model.external = external;
         Ok(model)
     }
@@ -60,15 +67,22 @@ impl OnnxModel {
                     .into(),
             });
         }
-        Self::from_proto(proto, name, None)
+        Self::from_proto(proto, bytes.to_vec(), name, None)
     }
 
-    fn from_proto(proto: ModelProto, name: String, source: Option<PathBuf>) -> Result<Self> {
+    fn from_proto(
+        proto: ModelProto,
+        encoded: Vec<u8>,
+        name: String,
+        source: Option<PathBuf>,
+    ) -> Result<Self> {
         let model = Self {
             proto,
             name,
             source,
+            encoded: Arc::new(encoded),
             external: Vec::new(),
+            modified: HashSet::new(),
         };
         if model.proto.graph.is_none() {
             return Err(model.error("the file holds no graph"));
@@ -208,26 +222,26 @@ impl OnnxModel {
 
     /// A copy whose float32 initializers named in `values` hold the given values (same shapes);
     /// everything else in the model is unchanged.
-    pub fn with_initializer_values(
-        &self,
-        values: &std::collections::HashMap<String, Vec<f32>>,
-    ) -> OnnxModel {
+    pub fn with_initializer_values(&self, values: &HashMap<String, Vec<f32>>) -> OnnxModel {
         let mut model = self.clone();
         if let Some(graph) = model.proto.graph.as_mut() {
             for initializer in &mut graph.initializer {
                 if let Some(data) = values.get(&initializer.name) {
                     initializer.raw_data = data.iter().flat_map(|v| v.to_le_bytes()).collect();
                     initializer.float_data.clear();
-                    initializer.data_type = pb::tensor_proto::DataType::Float as i32;
+                    model.modified.insert(initializer.name.clone());
                 }
             }
         }
         model
     }
 
-    /// Writes the model to `path` atomically. Initializers that came from external data go to
-    /// `<file name>.data` beside it, as the exporter had them.
+    /// Writes the model to `path` atomically, changing nothing but the data of initializers
+    /// whose values were replaced: every other byte of the file as it was read is kept, fields
+    /// this version does not know included. Initializers that came from external data go to
+    /// `<file name>.data` beside it (offsets aligned to 4 KiB), as the exporter had them.
     pub fn save(&self, path: &Path) -> Result<()> {
+        const ALIGNMENT: usize = 4096;
         let io_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| Error::Io {
@@ -236,18 +250,44 @@ impl OnnxModel {
                 source,
             }
         };
-        let mut proto = self.proto.clone();
+        let values: HashMap<&str, &[u8]> = self
+            .graph()
+            .initializer
+            .iter()
+            .map(|init| (init.name.as_str(), init.raw_data.as_slice()))
+            .collect();
+        let data_name = path
+            .file_name()
+            .map(|name| format!("{}.data", name.to_string_lossy()))
+            .ok_or_else(|| self.error(format!("{} names no file", path.display())))?;
+        let mut data = Vec::new();
+        let mut offsets = HashMap::new();
+        for name in &self.external {
+            let bytes = values.get(name.as_str()).copied().unwrap_or_default();
+            data.resize(data.len().div_ceil(ALIGNMENT) * ALIGNMENT, 0);
+            offsets.insert(name.as_str(), (data.len(), bytes.len()));
+            data.extend_from_slice(bytes);
+        }
+        let bytes = wire::rewrite_initializers(&self.encoded, &|name| {
+            if let Some(&(offset, length)) = offsets.get(name) {
+                Some(wire::Placement::External {
+                    location: &data_name,
+                    offset,
+                    length,
+                })
+            } else if self.modified.contains(name) {
+                values.get(name).map(|bytes| wire::Placement::Inline(bytes))
+            } else {
+                None
+            }
+        })
+        .map_err(|message| self.error(message))?;
         if !self.external.is_empty() {
-            let file_name = path
-                .file_name()
-                .map(|name| format!("{}.data", name.to_string_lossy()))
-                .ok_or_else(|| self.error(format!("{} names no file", path.display())))?;
-            let data = external_data::externalise(&mut proto, &self.external, &file_name);
-            let data_path = path.with_file_name(&file_name);
+            let data_path = path.with_file_name(&data_name);
             crate::atomic_file::write_atomically(&data_path, &data)
                 .map_err(io_error(&data_path))?;
         }
-        crate::atomic_file::write_atomically(path, &proto.encode_to_vec()).map_err(io_error(path))
+        crate::atomic_file::write_atomically(path, &bytes).map_err(io_error(path))
     }
 
     pub(crate) fn error(&self, message: impl Into<String>) -> Error {
