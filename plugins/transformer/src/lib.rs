@@ -87,3 +87,136 @@ impl Plugin for TransformerPlugin {
 }
 
 tessera_api::export_plugin!(TransformerPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_api::{InitializerSummary, NodeSummary};
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> NodeSummary {
+        NodeSummary {
+            name: output.into(),
+            op_type: op.into(),
+            domain: String::new(),
+            inputs: inputs.iter().map(|name| name.to_string()).collect(),
+            outputs: vec![output.into()],
+            attributes: Default::default(),
+        }
+    }
+
+    fn weight(name: &str, dims: &[u64]) -> InitializerSummary {
+        InitializerSummary {
+            name: name.into(),
+            dtype: "float32".into(),
+            dims: dims.to_vec(),
+        }
+    }
+
+    /// One encoder layer reading `x`, pre-norm or post-norm, with a ReLU feed-forward; returns
+    /// the nodes and the layer's output tensor.
+    fn layer(index: usize, x: &str, pre_norm: bool) -> (Vec<NodeSummary>, String) {
+        let n = |name: &str| format!("l{index}.{name}");
+        let mut nodes = Vec::new();
+        let attention_input = if pre_norm {
+            nodes.push(node("LayerNormalization", &[x, "scale"], &n("norm1")));
+            n("norm1")
+        } else {
+            x.to_string()
+        };
+        nodes.push(node("MatMul", &[&attention_input, "wq"], &n("q")));
+        nodes.push(node("Softmax", &[&n("q")], &n("attention")));
+        nodes.push(node("MatMul", &[&n("attention"), "wo"], &n("attended")));
+        nodes.push(node("Add", &[x, &n("attended")], &n("sum1")));
+        let middle = if pre_norm {
+            n("sum1")
+        } else {
+            nodes.push(node(
+                "LayerNormalization",
+                &[&n("sum1"), "scale"],
+                &n("norm1"),
+            ));
+            n("norm1")
+        };
+        let ffn_input = if pre_norm {
+            nodes.push(node("LayerNormalization", &[&middle, "scale"], &n("norm2")));
+            n("norm2")
+        } else {
+            middle.clone()
+        };
+        nodes.push(node("MatMul", &[&ffn_input, "w1"], &n("up")));
+        nodes.push(node("Relu", &[&n("up")], &n("relu")));
+        nodes.push(node("MatMul", &[&n("relu"), "w2"], &n("down")));
+        nodes.push(node("Add", &[&middle, &n("down")], &n("sum2")));
+        let output = if pre_norm {
+            n("sum2")
+        } else {
+            nodes.push(node(
+                "LayerNormalization",
+                &[&n("sum2"), "scale"],
+                &n("norm2"),
+            ));
+            n("norm2")
+        };
+        (nodes, output)
+    }
+
+    fn encoder(layers: usize, pre_norm: bool) -> GraphSummary {
+        let mut nodes = vec![node("Gather", &["embedding", "tokens"], "x0")];
+        let mut x = "x0".to_string();
+        for index in 0..layers {
+            let (layer_nodes, output) = layer(index, &x, pre_norm);
+            nodes.extend(layer_nodes);
+            x = output;
+        }
+        nodes.push(node("ReduceMean", &[&x], "pooled"));
+        let mut head = node("Gemm", &["pooled", "head.weight", "head.bias"], "logits");
+        head.attributes.insert("transB".into(), 1.into());
+        nodes.push(head);
+        GraphSummary {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            nodes,
+            initializers: ["wq", "wo", "w1", "w2", "scale", "head.bias"]
+                .iter()
+                .map(|name| weight(name, &[48, 48]))
+                .chain([
+                    weight("embedding", &[100, 48]),
+                    weight("head.weight", &[3, 48]),
+                ])
+                .collect(),
+            opset: Some(17),
+            shapes: Default::default(),
+        }
+    }
+
+    fn taps(plan: &AdapterPlan) -> Vec<&str> {
+        plan.taps.iter().map(|tap| tap.tensor.as_str()).collect()
+    }
+
+    #[test]
+    fn post_norm_layers_are_tapped_after_their_second_normalisation() {
+        let plan = TransformerAdapter
+            .analyse(&encoder(3, false))
+            .unwrap()
+            .unwrap();
+        assert_eq!(taps(&plan), ["l0.norm2", "l1.norm2", "l2.norm2"]);
+        assert_eq!(plan.width, 48);
+        assert_eq!(plan.frozen, ["embedding"]);
+    }
+
+    #[test]
+    fn pre_norm_layers_are_tapped_at_their_second_residual_sum() {
+        let plan = TransformerAdapter
+            .analyse(&encoder(3, true))
+            .unwrap()
+            .unwrap();
+        assert_eq!(taps(&plan), ["l0.sum2", "l1.sum2", "l2.sum2"]);
+    }
+
+    #[test]
+    fn graphs_without_attention_are_not_claimed() {
+        let mut graph = encoder(2, false);
+        graph.nodes.retain(|node| node.op_type != "Softmax");
+        assert!(TransformerAdapter.analyse(&graph).unwrap().is_none());
+    }
+}
