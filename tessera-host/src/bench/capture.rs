@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{median, run_pytorch_bench, PeakMemory, PyTorchBench};
+use super::{median, pytorch_side, transmitters, PeakMemory, PyTorchBench};
 use crate::backend::{Backend, Device, ExecutorOptions};
 use crate::capture::{CaptureOptions, Capturer};
 use crate::dataset::Dataset;
@@ -88,46 +88,19 @@ pub fn run(
         return Err(Error::Shape("at least one timed repeat is needed".into()));
     }
     let zoo = Zoo::load(&options.zoo_dir)?;
-    let selected: Vec<_> = zoo
-        .models
-        .iter()
-        .filter(|model| model.role == "transmitter")
-        .filter(|model| {
-            options
-                .filter
-                .as_ref()
-                .is_none_or(|text| model.model_key.contains(text))
-        })
-        .collect();
-    if selected.is_empty() {
-        return Err(Error::Shape(
-            "no zoo transmitter matches the model filter".into(),
-        ));
-    }
-
-    let (pytorch, pytorch_note) = match &options.python {
-        None => (None, Some("not requested".to_string())),
-        Some(python) => {
-            progress("PyTorch eager (bench_torch.py)");
-            let mut arguments = vec![
-                "--only".to_string(),
-                "capture".into(),
-                "--batch-size".into(),
-                options.batch_size.to_string(),
-                "--repeats".into(),
-                options.repeats.to_string(),
-                "--threads".into(),
-                options.threads.to_string(),
-            ];
-            if let Some(filter) = &options.filter {
-                arguments.extend(["--models".to_string(), filter.clone()]);
-            }
-            match run_pytorch_bench(python, &zoo.dir, &arguments) {
-                Ok(report) => (Some(report), None),
-                Err(reason) => (None, Some(reason)),
-            }
-        }
-    };
+    let selected = transmitters(&zoo, options.filter.as_deref())?;
+    let (pytorch, pytorch_note) = pytorch_side(
+        options.python.as_deref(),
+        &zoo,
+        "capture",
+        &[
+            ("--batch-size", options.batch_size.to_string()),
+            ("--repeats", options.repeats.to_string()),
+            ("--threads", options.threads.to_string()),
+        ],
+        options.filter.as_deref(),
+        progress,
+    );
 
     let mut rows = Vec::new();
     for zoo_model in selected {

@@ -9,6 +9,52 @@ pub mod train;
 pub use memory::PeakMemory;
 pub use pytorch::{run_pytorch_bench, PyTorchBench};
 
+use crate::zoo::{Zoo, ZooModel};
+use crate::{Error, Result};
+
+/// The zoo transmitters whose model key contains `filter` (all without one); an error if none.
+pub fn transmitters<'z>(zoo: &'z Zoo, filter: Option<&str>) -> Result<Vec<&'z ZooModel>> {
+    let selected: Vec<&ZooModel> = zoo
+        .models
+        .iter()
+        .filter(|model| model.role == "transmitter")
+        .filter(|model| filter.is_none_or(|text| model.model_key.contains(text)))
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::Shape(
+            "no zoo transmitter matches the model filter".into(),
+        ));
+    }
+    Ok(selected)
+}
+
+/// The PyTorch side of a benchmark: `bench_torch.py --only <part> <arguments>` (plus the
+/// model filter) run with `python`, or why it was not measured.
+pub fn pytorch_side(
+    python: Option<&str>,
+    zoo: &Zoo,
+    part: &str,
+    arguments: &[(&str, String)],
+    filter: Option<&str>,
+    progress: &mut dyn FnMut(&str),
+) -> (Option<PyTorchBench>, Option<String>) {
+    let Some(python) = python else {
+        return (None, Some("not requested".into()));
+    };
+    progress("PyTorch eager (bench_torch.py)");
+    let mut command = vec!["--only".to_string(), part.to_string()];
+    for (flag, value) in arguments {
+        command.extend([flag.to_string(), value.clone()]);
+    }
+    if let Some(filter) = filter {
+        command.extend(["--models".to_string(), filter.to_string()]);
+    }
+    match run_pytorch_bench(python, &zoo.dir, &command) {
+        Ok(report) => (Some(report), None),
+        Err(reason) => (None, Some(reason)),
+    }
+}
+
 /// The median of `values` (the mean of the middle two for an even count); `None` when empty.
 pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();

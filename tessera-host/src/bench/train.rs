@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 
-use super::{median, run_pytorch_bench, PyTorchBench};
+use super::{median, pytorch_side, transmitters, PyTorchBench};
 use crate::backend::candle::{
     Optimizer, OptimizerKind, OptimizerOptions, Schedule, Trainable, TrainableGraph,
 };
@@ -81,40 +81,19 @@ pub fn run(
         ));
     }
     let zoo = Zoo::load(&options.zoo_dir)?;
-    let selected: Vec<_> = zoo
-        .models
-        .iter()
-        .filter(|model| model.role == "transmitter")
-        .filter(|model| {
-            options
-                .filter
-                .as_ref()
-                .is_none_or(|text| model.model_key.contains(text))
-        })
-        .collect();
-    let (pytorch, pytorch_note) = match &options.python {
-        None => (None, Some("not requested".to_string())),
-        Some(python) => {
-            progress("PyTorch eager (bench_torch.py)");
-            let mut arguments = vec![
-                "--only".to_string(),
-                "train_step".into(),
-                "--batch-size".into(),
-                options.batch_size.to_string(),
-                "--steps".into(),
-                options.steps.to_string(),
-                "--threads".into(),
-                options.threads.to_string(),
-            ];
-            if let Some(filter) = &options.filter {
-                arguments.extend(["--models".to_string(), filter.clone()]);
-            }
-            match run_pytorch_bench(python, &zoo.dir, &arguments) {
-                Ok(report) => (Some(report), None),
-                Err(reason) => (None, Some(reason)),
-            }
-        }
-    };
+    let selected = transmitters(&zoo, options.filter.as_deref())?;
+    let (pytorch, pytorch_note) = pytorch_side(
+        options.python.as_deref(),
+        &zoo,
+        "train_step",
+        &[
+            ("--batch-size", options.batch_size.to_string()),
+            ("--steps", options.steps.to_string()),
+            ("--threads", options.threads.to_string()),
+        ],
+        options.filter.as_deref(),
+        progress,
+    );
     let mut rows = Vec::new();
     for zoo_model in selected {
         progress(&zoo_model.id);

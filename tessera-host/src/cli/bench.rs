@@ -31,9 +31,8 @@ enum BenchCommand {
 /// Arguments of `tessera bench train`.
 #[derive(Debug, clap::Args)]
 struct TrainArgs {
-    /// The model zoo folder.
-    #[arg(long, default_value = "onnx-models")]
-    zoo: PathBuf,
+    #[command(flatten)]
+    common: ComparisonArgs,
 
     /// Samples per step.
     #[arg(long, default_value_t = 32)]
@@ -42,48 +41,16 @@ struct TrainArgs {
     /// Timed steps per model, after three warm-up steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
-
-    /// Threads for PyTorch.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-
-    /// Python interpreter with PyTorch, for the PyTorch side of the comparison.
-    #[arg(long, default_value = "python3")]
-    python: String,
-
-    /// Skip the PyTorch side.
-    #[arg(long)]
-    no_pytorch: bool,
-
-    /// Only zoo models whose key contains this text.
-    #[arg(long)]
-    models: Option<String>,
-
-    /// Also write the report as JSON to this file.
-    #[arg(long)]
-    out: Option<PathBuf>,
 }
 
-/// Arguments of `tessera bench capture`.
+/// What every benchmark shares: where the zoo is, the PyTorch side, and where the report goes.
 #[derive(Debug, clap::Args)]
-struct CaptureArgs {
+struct ComparisonArgs {
     /// The model zoo folder.
     #[arg(long, default_value = "onnx-models")]
     zoo: PathBuf,
 
-    /// Samples per batch.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-
-    /// Timed passes per model, after a warm-up pass.
-    #[arg(long, default_value_t = 5)]
-    repeats: usize,
-
-    /// Backends to measure, comma-separated [default: tract, and ort when built with it].
-    #[arg(long, value_delimiter = ',')]
-    backend: Option<Vec<Backend>>,
-
-    /// Threads for ONNX Runtime and PyTorch (tract runs on one).
+    /// Threads for ONNX Runtime and PyTorch (tract and the trainable graph run on their own).
     #[arg(long, default_value_t = 1)]
     threads: usize,
 
@@ -104,6 +71,48 @@ struct CaptureArgs {
     out: Option<PathBuf>,
 }
 
+impl ComparisonArgs {
+    fn python(&self) -> Option<String> {
+        (!self.no_pytorch).then(|| self.python.clone())
+    }
+
+    /// Writes the report to `--out` if given, then prints it as JSON or as `table`.
+    fn report(
+        &self,
+        report: &impl serde::Serialize,
+        json: bool,
+        table: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        let report_json = serde_json::to_value(report)?;
+        if let Some(out) = &self.out {
+            write_atomically(out, serde_json::to_string_pretty(&report_json)?.as_bytes())?;
+        }
+        if json {
+            return print_json(&report_json);
+        }
+        print_text(&table())
+    }
+}
+
+/// Arguments of `tessera bench capture`.
+#[derive(Debug, clap::Args)]
+struct CaptureArgs {
+    #[command(flatten)]
+    common: ComparisonArgs,
+
+    /// Samples per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+
+    /// Timed passes per model, after a warm-up pass.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+
+    /// Backends to measure, comma-separated [default: tract, and ort when built with it].
+    #[arg(long, value_delimiter = ',')]
+    backend: Option<Vec<Backend>>,
+}
+
 /// Runs `tessera bench`.
 pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
     match &args.command {
@@ -114,24 +123,17 @@ pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow:
 
 fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let options = TrainBenchOptions {
-        zoo_dir: args.zoo.clone(),
+        zoo_dir: args.common.zoo.clone(),
         batch_size: args.batch_size,
         steps: args.steps,
-        threads: args.threads,
-        python: (!args.no_pytorch).then(|| args.python.clone()),
-        filter: args.models.clone(),
+        threads: args.common.threads,
+        python: args.common.python(),
+        filter: args.common.models.clone(),
     };
     let bar = spinner();
     let report = train::run(&options, &mut |what| bar.set_message(what.to_string()))?;
     bar.finish_and_clear();
-    let report_json = serde_json::to_value(&report)?;
-    if let Some(out) = &args.out {
-        write_atomically(out, serde_json::to_string_pretty(&report_json)?.as_bytes())?;
-    }
-    if json {
-        return print_json(&report_json);
-    }
-    print_text(&train_table(&report))
+    args.common.report(&report, json, || train_table(&report))
 }
 
 fn train_table(report: &TrainBenchReport) -> String {
@@ -186,13 +188,13 @@ fn run_capture(
         vec![Backend::Tract]
     };
     let options = CaptureBenchOptions {
-        zoo_dir: args.zoo.clone(),
+        zoo_dir: args.common.zoo.clone(),
         batch_size: args.batch_size,
         repeats: args.repeats,
         backends: args.backend.clone().unwrap_or(default_backends),
-        threads: args.threads,
-        python: (!args.no_pytorch).then(|| args.python.clone()),
-        filter: args.models.clone(),
+        threads: args.common.threads,
+        python: args.common.python(),
+        filter: args.common.models.clone(),
     };
     let bar = spinner();
     let registry = registry(config)?;
@@ -200,14 +202,7 @@ fn run_capture(
         bar.set_message(what.to_string())
     })?;
     bar.finish_and_clear();
-    let report_json = serde_json::to_value(&report)?;
-    if let Some(out) = &args.out {
-        write_atomically(out, serde_json::to_string_pretty(&report_json)?.as_bytes())?;
-    }
-    if json {
-        return print_json(&report_json);
-    }
-    print_text(&capture_table(&report))
+    args.common.report(&report, json, || capture_table(&report))
 }
 
 fn capture_table(report: &CaptureBenchReport) -> String {
