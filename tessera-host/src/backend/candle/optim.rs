@@ -225,3 +225,98 @@ impl Optimizer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Minimises ½‖x − 3‖² from x = 0 and returns x after `steps` steps.
+    fn minimise(options: OptimizerOptions, steps: usize) -> f32 {
+        let x = Var::from_tensor(&Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        let mut optimizer = Optimizer::new(vec![x.clone()], options);
+        for _ in 0..steps {
+            let loss = x
+                .as_tensor()
+                .affine(1.0, -3.0)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .affine(0.5, 0.0)
+                .unwrap();
+            optimizer.step(&loss.backward().unwrap()).unwrap();
+        }
+        x.as_tensor().to_vec1::<f32>().unwrap()[0]
+    }
+
+    fn options(kind: OptimizerKind, learning_rate: f64) -> OptimizerOptions {
+        OptimizerOptions {
+            kind,
+            learning_rate,
+            schedule: Schedule::Constant,
+            clip_norm: None,
+        }
+    }
+
+    #[test]
+    fn adam_and_sgd_with_momentum_converge() {
+        assert!((minimise(options(OptimizerKind::ADAM, 0.1), 300) - 3.0).abs() < 1e-2);
+        let sgd = OptimizerKind::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.0,
+        };
+        assert!((minimise(options(sgd, 0.05), 300) - 3.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn the_first_adam_step_moves_each_weight_by_the_learning_rate() {
+        // Bias-corrected Adam's first step is lr · g / (|g| + ε) ≈ lr in the gradient's sign.
+        let x = minimise(options(OptimizerKind::ADAM, 0.01), 1);
+        assert!((x - 0.01).abs() < 1e-6, "{x}");
+    }
+
+    #[test]
+    fn clipping_bounds_the_step() {
+        let plain = OptimizerKind::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        // The gradient is (−3, −3, −3, −3), norm 6; clipped to 0.6 it is a tenth.
+        let clipped = OptimizerOptions {
+            clip_norm: Some(0.6),
+            ..options(plain, 1.0)
+        };
+        assert!((minimise(clipped, 1) - 0.3).abs() < 1e-6);
+        assert!((minimise(options(plain, 1.0), 1) - 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn warm_up_then_cosine_decay() {
+        let x = Var::from_tensor(&Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        let schedule = Schedule::WarmupCosine {
+            warmup: 2,
+            total: 6,
+        };
+        let mut optimizer = Optimizer::new(
+            vec![x],
+            OptimizerOptions {
+                schedule,
+                ..options(OptimizerKind::ADAM, 1.0)
+            },
+        );
+        let mut rates = Vec::new();
+        for _ in 0..6 {
+            rates.push(optimizer.learning_rate());
+            optimizer.steps += 1;
+        }
+        assert_eq!(rates[0], 0.5);
+        assert_eq!(rates[1], 1.0);
+        assert_eq!(rates[2], 1.0);
+        assert!((rates[4] - 0.5).abs() < 1e-12);
+        assert!(rates[5] < rates[4]);
+    }
+}
