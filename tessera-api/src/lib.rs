@@ -43,7 +43,7 @@ mod stage;
 
 pub use adapter::{AdapterPlan, ArchitectureAdapter, Pooling, TapLayout, TapPoint};
 pub use graph::{DimSummary, GraphSummary, InitializerSummary, NodeSummary, ValueSummary};
-pub use plugin::{Plugin, PluginDescription, PluginInfo, StageDescription};
+pub use plugin::{AdapterPlugin, Plugin, PluginDescription, PluginInfo, StageDescription};
 pub use stage::{StageContext, StageKind, StageToken, TokenStage};
 
 /// The version of the binary interface between the host and plugins.

@@ -53,3 +53,43 @@ pub trait Plugin: Send + Sync {
         Vec::new()
     }
 }
+
+/// A plugin made of one architecture adapter — the common case — so that a plugin crate needs
+/// no `Plugin` implementation of its own:
+/// `tessera_api::export_plugin!(AdapterPlugin::new(tessera_api::plugin_info!(), MyAdapter));`
+pub struct AdapterPlugin<A> {
+    info: PluginInfo,
+    adapter: A,
+}
+
+impl<A: ArchitectureAdapter + Clone + 'static> AdapterPlugin<A> {
+    /// The plugin `info` providing `adapter`.
+    pub fn new(info: PluginInfo, adapter: A) -> Self {
+        Self { info, adapter }
+    }
+}
+
+impl<A: ArchitectureAdapter + Clone + 'static> Plugin for AdapterPlugin<A> {
+    fn info(&self) -> PluginInfo {
+        self.info.clone()
+    }
+
+    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
+        vec![Box::new(self.adapter.clone())]
+    }
+}
+
+/// The [`PluginInfo`] of the crate invoking it: its package name without a `tessera-plugin-`
+/// prefix, its version and its description, from `Cargo.toml`.
+#[macro_export]
+macro_rules! plugin_info {
+    () => {
+        $crate::PluginInfo {
+            name: env!("CARGO_PKG_NAME")
+                .trim_start_matches("tessera-plugin-")
+                .to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            description: env!("CARGO_PKG_DESCRIPTION").to_string(),
+        }
+    };
+}

@@ -2,10 +2,10 @@
 //! the output of every residual block, or of every convolution when there are no residuals.
 
 use tessera_api::{
-    AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo, Pooling, TapLayout,
-    TapPoint,
+    AdapterPlan, AdapterPlugin, ArchitectureAdapter, GraphSummary, Pooling, TapLayout, TapPoint,
 };
 
+#[derive(Clone)]
 struct Conv1dAdapter;
 
 impl ArchitectureAdapter for Conv1dAdapter {
@@ -62,21 +62,7 @@ impl ArchitectureAdapter for Conv1dAdapter {
     }
 }
 
-#[derive(Default)]
-struct Conv1dPlugin;
-
-impl Plugin for Conv1dPlugin {
-    fn info(&self) -> PluginInfo {
-        PluginInfo {
-            name: "conv1d".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: env!("CARGO_PKG_DESCRIPTION").into(),
-        }
-    }
-
-    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
-        vec![Box::new(Conv1dAdapter)]
-    }
-}
-
-tessera_api::export_plugin!(Conv1dPlugin);
+tessera_api::export_plugin!(AdapterPlugin::new(
+    tessera_api::plugin_info!(),
+    Conv1dAdapter
+));

@@ -2,12 +2,12 @@
 //! and taps every layer's sequence of hidden states (`[T, directions, B, H]`).
 
 use tessera_api::{
-    AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo, Pooling, TapLayout,
-    TapPoint,
+    AdapterPlan, AdapterPlugin, ArchitectureAdapter, GraphSummary, Pooling, TapLayout, TapPoint,
 };
 
 const RECURRENT: [&str; 3] = ["LSTM", "GRU", "RNN"];
 
+#[derive(Clone)]
 struct RecurrentAdapter;
 
 impl ArchitectureAdapter for RecurrentAdapter {
@@ -54,21 +54,7 @@ impl ArchitectureAdapter for RecurrentAdapter {
     }
 }
 
-#[derive(Default)]
-struct RecurrentPlugin;
-
-impl Plugin for RecurrentPlugin {
-    fn info(&self) -> PluginInfo {
-        PluginInfo {
-            name: "lstm".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: env!("CARGO_PKG_DESCRIPTION").into(),
-        }
-    }
-
-    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
-        vec![Box::new(RecurrentAdapter)]
-    }
-}
-
-tessera_api::export_plugin!(RecurrentPlugin);
+tessera_api::export_plugin!(AdapterPlugin::new(
+    tessera_api::plugin_info!(),
+    RecurrentAdapter
+));

@@ -2,12 +2,12 @@
 //! the output of every residual block.
 
 use tessera_api::{
-    AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo, Pooling, TapLayout,
-    TapPoint,
+    AdapterPlan, AdapterPlugin, ArchitectureAdapter, GraphSummary, Pooling, TapLayout, TapPoint,
 };
 
 const EXCLUDED: [&str; 6] = ["Softmax", "Conv", "LSTM", "GRU", "RNN", "Attention"];
 
+#[derive(Clone)]
 struct MlpAdapter;
 
 impl ArchitectureAdapter for MlpAdapter {
@@ -67,21 +67,4 @@ impl ArchitectureAdapter for MlpAdapter {
     }
 }
 
-#[derive(Default)]
-struct MlpPlugin;
-
-impl Plugin for MlpPlugin {
-    fn info(&self) -> PluginInfo {
-        PluginInfo {
-            name: "mlp".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: env!("CARGO_PKG_DESCRIPTION").into(),
-        }
-    }
-
-    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
-        vec![Box::new(MlpAdapter)]
-    }
-}
-
-tessera_api::export_plugin!(MlpPlugin);
+tessera_api::export_plugin!(AdapterPlugin::new(tessera_api::plugin_info!(), MlpAdapter));

@@ -6,10 +6,10 @@
 //! layer (`x + f(LayerNorm(x))`) the second residual sum is.
 
 use tessera_api::{
-    AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo, Pooling, TapLayout,
-    TapPoint,
+    AdapterPlan, AdapterPlugin, ArchitectureAdapter, GraphSummary, Pooling, TapLayout, TapPoint,
 };
 
+#[derive(Clone)]
 struct TransformerAdapter;
 
 impl ArchitectureAdapter for TransformerAdapter {
@@ -69,24 +69,10 @@ impl ArchitectureAdapter for TransformerAdapter {
     }
 }
 
-#[derive(Default)]
-struct TransformerPlugin;
-
-impl Plugin for TransformerPlugin {
-    fn info(&self) -> PluginInfo {
-        PluginInfo {
-            name: "transformer".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: env!("CARGO_PKG_DESCRIPTION").into(),
-        }
-    }
-
-    fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
-        vec![Box::new(TransformerAdapter)]
-    }
-}
-
-tessera_api::export_plugin!(TransformerPlugin);
+tessera_api::export_plugin!(AdapterPlugin::new(
+    tessera_api::plugin_info!(),
+    TransformerAdapter
+));
 
 #[cfg(test)]
 mod tests {
