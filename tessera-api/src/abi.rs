@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use crate::adapter::ArchitectureAdapter;
 use crate::graph::GraphSummary;
-use crate::plugin::{Plugin, PluginDescription, StageDescription};
+use crate::plugin::{Plugin, PluginDescription};
 use crate::stage::{StageContext, StageToken, TokenStage};
 use crate::{AbiVersion, ABI_VERSION};
 
@@ -149,21 +149,7 @@ pub fn install(constructor: fn() -> Box<dyn Plugin>) -> *const PluginVTable {
             let plugin = constructor();
             let adapters = plugin.adapters();
             let stages = plugin.stages();
-            let description = PluginDescription {
-                info: plugin.info(),
-                api_version: env!("CARGO_PKG_VERSION").to_string(),
-                adapters: adapters
-                    .iter()
-                    .map(|adapter| adapter.name().to_string())
-                    .collect(),
-                stages: stages
-                    .iter()
-                    .map(|stage| StageDescription {
-                        name: stage.name().to_string(),
-                        kind: stage.kind(),
-                    })
-                    .collect(),
-            };
+            let description = PluginDescription::of(plugin.info(), &adapters, &stages);
             Instance {
                 description,
                 adapters,

@@ -29,6 +29,32 @@ pub struct PluginDescription {
     pub stages: Vec<StageDescription>,
 }
 
+impl PluginDescription {
+    /// The description of a plugin with `info` providing `adapters` and `stages`, built against
+    /// this version of `tessera-api`.
+    pub fn of(
+        info: PluginInfo,
+        adapters: &[Box<dyn ArchitectureAdapter>],
+        stages: &[Box<dyn TokenStage>],
+    ) -> Self {
+        Self {
+            info,
+            api_version: env!("CARGO_PKG_VERSION").to_string(),
+            adapters: adapters
+                .iter()
+                .map(|adapter| adapter.name().to_string())
+                .collect(),
+            stages: stages
+                .iter()
+                .map(|stage| StageDescription {
+                    name: stage.name().to_string(),
+                    kind: stage.kind(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A stage as listed by the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageDescription {

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use tessera_api::{
     AbiVersion, AdapterPlan, ArchitectureAdapter, GraphSummary, PluginDescription, PluginInfo,
-    StageDescription, TokenStage, ABI_VERSION,
+    TokenStage, ABI_VERSION,
 };
 
 use crate::config::Config;
@@ -52,25 +52,15 @@ impl LoadedPlugin {
     pub fn builtin(stages: Vec<Box<dyn TokenStage>>) -> Self {
         let adapters: Vec<Box<dyn ArchitectureAdapter>> = vec![Box::new(FallbackAdapter)];
         Self {
-            description: PluginDescription {
-                info: PluginInfo {
+            description: PluginDescription::of(
+                PluginInfo {
                     name: BUILTIN_PLUGIN.into(),
                     version: env!("CARGO_PKG_VERSION").into(),
                     description: "fallback adapter for any graph, and the host's own stages".into(),
                 },
-                api_version: env!("CARGO_PKG_VERSION").into(),
-                adapters: adapters
-                    .iter()
-                    .map(|adapter| adapter.name().to_string())
-                    .collect(),
-                stages: stages
-                    .iter()
-                    .map(|stage| StageDescription {
-                        name: stage.name().to_string(),
-                        kind: stage.kind(),
-                    })
-                    .collect(),
-            },
+                &adapters,
+                &stages,
+            ),
             path: None,
             abi: ABI_VERSION,
             adapters,
