@@ -149,6 +149,9 @@ impl Optimizer {
         let t = self.steps as i32;
         for (index, grad) in grads.into_iter().enumerate() {
             let Some(grad) = grad else { continue };
+            // Gradients carry the backward graph, which references every activation of the
+            // step; the optimiser's state must not keep them alive from step to step.
+            let grad = grad.detach();
             let var = &self.variables[index];
             let grad = if scale == 1.0 {
                 grad
@@ -187,8 +190,8 @@ impl Optimizer {
                                 .map_err(failed)?,
                         )
                         .map_err(failed)?;
-                    self.first[index] = Some(m);
-                    self.second[index] = Some(v);
+                    self.first[index] = Some(m.detach());
+                    self.second[index] = Some(v.detach());
                     value
                         .affine(1.0 - learning_rate * weight_decay, 0.0)
                         .and_then(|decayed| decayed.sub(&update.affine(learning_rate, 0.0)?))
@@ -211,7 +214,7 @@ impl Optimizer {
                             .map_err(failed)?,
                         _ => grad,
                     };
-                    self.first[index] = Some(velocity.clone());
+                    self.first[index] = Some(velocity.detach());
                     value
                         .sub(&velocity.affine(learning_rate, 0.0).map_err(failed)?)
                         .map_err(failed)?
