@@ -55,6 +55,47 @@ pub fn pool(activations: &ArrayD<f32>, tap: &TapPoint) -> Result<Array2<f32>> {
     reduce(sequence, tap.pooling).ok_or_else(mismatch)
 }
 
+/// [`pool`] on the trainable graph: `activations` (a candle tensor laid out as `tap` says)
+/// reduced to `[B, width]`, differentiably, so a loss on pooled features reaches the weights.
+pub fn pool_trainable(
+    activations: &candle_core::Tensor,
+    tap: &TapPoint,
+) -> candle_core::Result<candle_core::Tensor> {
+    let dims = activations.dims().to_vec();
+    if dims.len() != tap.layout.rank() {
+        candle_core::bail!(
+            "tap {:?} has shape {dims:?}, which does not fit layout {:?}",
+            tap.tensor,
+            tap.layout
+        );
+    }
+    let (sequence, time_axis) = match tap.layout {
+        TapLayout::BatchFeature => return Ok(activations.clone()),
+        TapLayout::BatchTimeFeature => (activations.clone(), 1),
+        TapLayout::BatchFeatureTime => (activations.clone(), 2),
+        TapLayout::OnnxRecurrent => (
+            activations.permute((2, 0, 1, 3))?.contiguous()?.reshape((
+                dims[2],
+                dims[0],
+                dims[1] * dims[3],
+            ))?,
+            1,
+        ),
+    };
+    let steps = sequence.dim(time_axis)?;
+    match tap.pooling {
+        Pooling::Mean => sequence.mean(time_axis),
+        Pooling::Last => sequence.narrow(time_axis, steps - 1, 1)?.squeeze(time_axis),
+        Pooling::First => sequence.narrow(time_axis, 0, 1)?.squeeze(time_axis),
+        Pooling::Max => sequence.max(time_axis),
+        Pooling::None if steps == 1 => sequence.squeeze(time_axis),
+        Pooling::None => candle_core::bail!(
+            "tap {:?} has {steps} steps but declares no pooling",
+            tap.tensor
+        ),
+    }
+}
+
 fn reduce(sequence: ndarray::ArrayView3<f32>, pooling: Pooling) -> Option<Array2<f32>> {
     let steps = sequence.len_of(Axis(1));
     if steps == 0 {

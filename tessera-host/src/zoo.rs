@@ -86,6 +86,17 @@ impl Zoo {
         })
     }
 
+    /// The model with id `id` (e.g. `toy/conv_64d_2L.tx.torchscript`).
+    pub fn model(&self, id: &str) -> Result<&ZooModel> {
+        self.models
+            .iter()
+            .find(|model| model.id == id)
+            .ok_or_else(|| Error::Dataset {
+                path: self.dir.join("manifest.json"),
+                message: format!("the zoo has no model {id:?}; see the ids in the manifest"),
+            })
+    }
+
     /// The full path of a file the manifest names.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.join(relative)

@@ -10,7 +10,9 @@ mod plugins;
 mod progress;
 mod read_args;
 mod release;
+mod token_args;
 mod train;
+mod transfer;
 mod validate;
 mod version;
 
@@ -53,6 +55,9 @@ enum Command {
     /// Release per-record vectors (.npy, [records, width]) as a token through the stage chain:
     /// by default clipped, averaged and privatised, then written as TBF.
     Release(release::Args),
+    /// Transfer a trained model's behaviour into a model of another architecture, without
+    /// labels (Mode A); writes the tuned receiver and a token.
+    Transfer(transfer::Args),
     /// Train an ONNX model on labelled data (supervised, cross-entropy) and write it back.
     Train(train::Args),
     /// List the architecture-adapter plugins found, or check one plugin library.
@@ -74,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugins(args) => plugins::run(&args, cli.config.as_deref(), cli.json),
         Command::Release(args) => release::run(&args, cli.config.as_deref(), cli.json),
         Command::Train(args) => train::run(&args, cli.json),
+        Command::Transfer(args) => transfer::run(&args, cli.config.as_deref(), cli.json),
         Command::Bench(args) => bench::run(&args, cli.config.as_deref(), cli.json),
         Command::Version => version::run(cli.json),
     }

@@ -33,6 +33,22 @@ pub enum Trainable {
 }
 
 impl Trainable {
+    /// What an adapter's plan allows to learn: its `trainable` list (every floating-point
+    /// initializer when empty) less its `frozen` list.
+    pub fn from_plan(plan: &tessera_api::AdapterPlan) -> Self {
+        if plan.trainable.is_empty() {
+            Trainable::AllExcept(plan.frozen.clone())
+        } else {
+            Trainable::Only(
+                plan.trainable
+                    .iter()
+                    .filter(|name| !plan.frozen.contains(name))
+                    .cloned()
+                    .collect(),
+            )
+        }
+    }
+
     fn includes(&self, name: &str) -> bool {
         match self {
             Trainable::All => true,

@@ -1,0 +1,80 @@
+//! What a Mode A transfer can be told: the objective's terms, how unlabelled inputs are
+//! enlarged, the hub and the fine-tuning schedule.
+
+use serde::Serialize;
+
+use crate::backend::ExecutorOptions;
+use crate::uhs::HubOptions;
+
+use super::objective::Objective;
+
+/// How the unlabelled training inputs are enlarged, epoch by epoch. The transmitter is asked
+/// about every new input; no labels are involved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Augmentation {
+    /// The given inputs only, every epoch.
+    None,
+    /// From the second epoch on, each input has a random contiguous span along its second axis
+    /// (positions of a sequence, rows of an image) replaced by the same span of another given
+    /// input. Uses only the given inputs' values, nothing known about their domain.
+    Mix,
+    /// From the second epoch on, fresh inputs drawn uniformly from the given inputs' value range
+    /// (integers: every value between the smallest and largest seen; floats: the interval).
+    /// Matches the toy task's domain (uniform random tokens) exactly; most real data is not
+    /// uniform, so this is off unless asked for.
+    SampleDomain,
+}
+
+impl Augmentation {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Augmentation::None => "none",
+            Augmentation::Mix => "mix",
+            Augmentation::SampleDomain => "sample-domain",
+        }
+    }
+}
+
+/// Everything a Mode A transfer is configured with. [`Default`] gives the settings the
+/// benchmark's targets were measured at.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TransferOptions {
+    /// The hub space and its training.
+    pub hub: HubOptions,
+    /// The fine-tuning objective.
+    pub objective: Objective,
+    /// How the unlabelled inputs are enlarged.
+    pub augmentation: Augmentation,
+    /// Passes over the (possibly enlarged) inputs while fine-tuning the receiver.
+    pub epochs: usize,
+    /// Samples per fine-tuning step.
+    pub batch_size: usize,
+    /// Adam's learning rate for the receiver's weights and its hub encoder.
+    pub learning_rate: f64,
+    /// Decay the learning rate to zero over the fine-tuning steps along a cosine (otherwise
+    /// it stays constant).
+    pub cosine_decay: bool,
+    /// Seed of everything random: hub initialisation, batch order, augmentation.
+    pub seed: u64,
+    /// The executor that runs the transmitter.
+    #[serde(skip)]
+    pub executor: ExecutorOptions,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        Self {
+            hub: HubOptions::default(),
+            objective: Objective::FULL,
+            augmentation: Augmentation::Mix,
+            epochs: 20,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            cosine_decay: true,
+            seed: 0,
+            executor: ExecutorOptions::default(),
+        }
+    }
+}

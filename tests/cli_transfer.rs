@@ -1,0 +1,312 @@
+//! `tessera transfer` and the `ModeATransfer` builder end to end on real zoo models: the
+//! receiver's agreement with the transmitter improves, the token and the tuned receiver load
+//! back (the receiver runs in tract exactly as reported), results repeat for a seed, and bad
+//! input is refused before anything is written.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tessera_host::backend::tract::TractExecutor;
+use tessera_host::backend::Executor;
+use tessera_host::dataset::Dataset;
+use tessera_host::metrics::top1_agreement;
+use tessera_host::onnx::OnnxModel;
+use tessera_host::plugin::PluginRegistry;
+use tessera_host::tbf::{self, KnowledgeType, LoadOptions, MetaValue};
+use tessera_host::transfer::{Augmentation, ModeATransfer};
+use tessera_host::zoo::ZooModel;
+
+use support::{plugin_library, plugins_dir, repo_root, zoo, zoo_file};
+
+fn tessera() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.env("TESSERA_PLUGIN_PATH", plugins_dir());
+    command
+}
+
+fn model(id: &str) -> ZooModel {
+    zoo().model(id).unwrap().clone()
+}
+
+/// A small transfer (tiny hub, few epochs) between two zoo models through the CLI.
+fn transfer(
+    transmitter: &ZooModel,
+    receiver: &ZooModel,
+    folder: &Path,
+    extra: &[&str],
+) -> (std::process::Output, PathBuf, PathBuf) {
+    let token = folder.join("token.tbf");
+    let tuned = folder.join("tuned.onnx");
+    let output = tessera()
+        .args(["transfer", "--json", "--hub-dim", "64", "--hub-epochs", "3"])
+        .arg("--transmitter")
+        .arg(zoo_file(&transmitter.onnx))
+        .arg("--receiver")
+        .arg(zoo_file(&receiver.onnx))
+        .arg("--inputs")
+        .arg(zoo_file(&transmitter.datasets.train_inputs))
+        .arg("--val-inputs")
+        .arg(zoo_file(&transmitter.datasets.val_inputs))
+        .arg("--val-labels")
+        .arg(zoo_file(&transmitter.datasets.val_labels))
+        .arg("--out")
+        .arg(&token)
+        .arg("--receiver-out")
+        .arg(&tuned)
+        .args(extra)
+        .output()
+        .unwrap();
+    (output, token, tuned)
+}
+
+fn succeeded(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn logits(model: &OnnxModel, inputs: &Dataset) -> ndarray::Array2<f32> {
+    let output = model.outputs()[0].name.clone();
+    let mut executor = TractExecutor::new(model, &[output]).unwrap();
+    executor.run(std::slice::from_ref(&inputs.inputs)).unwrap()[0]
+        .as_f32()
+        .unwrap()
+        .clone()
+        .into_dimensionality()
+        .unwrap()
+}
+
+#[test]
+fn transfer_improves_agreement_and_its_outputs_load_back() {
+    let transmitter = model("digits/conv_64d_2L.tx.torchscript");
+    let receiver = model("digits/mlp_64d_2L.rx.torchscript");
+    let folder = tempfile::tempdir().unwrap();
+    let (output, token_path, tuned_path) =
+        transfer(&transmitter, &receiver, folder.path(), &["--epochs", "3"]);
+    let result = succeeded(&output);
+    let report = &result["report"];
+    let before = report["before"]["agreement"].as_f64().unwrap();
+    let after = report["after"]["agreement"].as_f64().unwrap();
+    assert!(after > before + 0.3, "agreement {before} -> {after}");
+    assert!(report["after"]["accuracy"].as_f64().unwrap() > 0.5);
+    assert_eq!(report["hub"]["dim"], 64);
+    assert_eq!(report["transmitter"]["family"], "conv1d");
+    assert_eq!(report["receiver"]["family"], "mlp");
+
+    // The tuned receiver, run by tract, agrees with the transmitter as reported.
+    let validation = Dataset::load(&zoo_file(&transmitter.datasets.val_inputs), None).unwrap();
+    let tuned = OnnxModel::load(&tuned_path).unwrap();
+    let teacher = OnnxModel::load(&zoo_file(&transmitter.onnx)).unwrap();
+    let measured = top1_agreement(
+        logits(&teacher, &validation).view(),
+        logits(&tuned, &validation).view(),
+    )
+    .unwrap();
+    assert!(
+        (measured - after).abs() <= 2.0 / validation.len() as f64,
+        "tract measures {measured}, the transfer reported {after}"
+    );
+
+    // The token: the privatised mean of the hub vectors, with the report and privacy facts.
+    let loaded = tbf::load(&token_path, &LoadOptions::default()).unwrap();
+    let token = loaded.token;
+    assert_eq!(token.metadata.knowledge_type, KnowledgeType::Activation);
+    assert_eq!(token.vector().len(), 64);
+    assert!(token.vector().iter().all(|value| value.is_finite()));
+    assert_eq!(token.metadata.privacy_epsilon, 1.0);
+    assert_eq!(token.metadata.privacy_delta, 1e-5);
+    let Some(MetaValue::Map(transfer)) = token.metadata.custom.get("transfer") else {
+        panic!(
+            "the token carries no transfer report: {:?}",
+            token.metadata.custom
+        )
+    };
+    let keys: Vec<String> = transfer
+        .iter()
+        .filter_map(|(key, _)| key.as_str().map(String::from))
+        .collect();
+    for key in ["objective", "hub", "before", "after", "seed", "epochs"] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_receiver_and_token() {
+    let transmitter = model("toy/conv_64d_2L.tx.torchscript");
+    let receiver = model("toy/lstm_64d_2L.rx.torchscript");
+    let run = |folder: &Path| {
+        let (output, token, tuned) = transfer(
+            &transmitter,
+            &receiver,
+            folder,
+            &["--epochs", "2", "--seed", "5", "--epsilon", "inf"],
+        );
+        let mut report = succeeded(&output)["report"].clone();
+        report.as_object_mut().unwrap().remove("timings");
+        report["hub_training"]
+            .as_object_mut()
+            .unwrap()
+            .remove("seconds");
+        let vector = tbf::load(&token, &LoadOptions::default())
+            .unwrap()
+            .token
+            .vector()
+            .to_vec();
+        (report, vector, std::fs::read(tuned).unwrap())
+    };
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let (report_a, vector_a, model_a) = run(first.path());
+    let (report_b, vector_b, model_b) = run(second.path());
+    assert_eq!(report_a, report_b);
+    assert_eq!(vector_a, vector_b);
+    assert!(model_a == model_b, "the tuned receivers differ");
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_written() {
+    let transmitter = model("digits/conv_64d_2L.tx.torchscript");
+    let receiver = model("digits/mlp_64d_2L.rx.torchscript");
+    let folder = tempfile::tempdir().unwrap();
+    // Toy tokens fed to digits models.
+    let (output, token, tuned) = tessera_transfer_with_inputs(
+        &transmitter,
+        &receiver,
+        folder.path(),
+        &zoo_file("toy/train_inputs.npy"),
+    );
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("train_inputs.npy"), "{message}");
+    assert!(!token.exists() && !tuned.exists());
+
+    // No fine-tuning epochs.
+    let (output, token, tuned) =
+        transfer(&transmitter, &receiver, folder.path(), &["--epochs", "0"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least one epoch"));
+    assert!(!token.exists() && !tuned.exists());
+
+    // Named models need inputs.
+    let output = tessera()
+        .args(["transfer", "--transmitter"])
+        .arg(zoo_file(&transmitter.onnx))
+        .arg("--receiver")
+        .arg(zoo_file(&receiver.onnx))
+        .current_dir(folder.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--inputs is required"));
+}
+
+fn tessera_transfer_with_inputs(
+    transmitter: &ZooModel,
+    receiver: &ZooModel,
+    folder: &Path,
+    inputs: &Path,
+) -> (std::process::Output, PathBuf, PathBuf) {
+    let token = folder.join("token.tbf");
+    let tuned = folder.join("tuned.onnx");
+    let output = tessera()
+        .args(["transfer", "--transmitter"])
+        .arg(zoo_file(&transmitter.onnx))
+        .arg("--receiver")
+        .arg(zoo_file(&receiver.onnx))
+        .arg("--inputs")
+        .arg(inputs)
+        .arg("--out")
+        .arg(&token)
+        .arg("--receiver-out")
+        .arg(&tuned)
+        .output()
+        .unwrap();
+    (output, token, tuned)
+}
+
+#[test]
+fn with_no_models_named_the_demo_pair_runs() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = tessera()
+        .args([
+            "transfer",
+            "--epochs",
+            "1",
+            "--hub-epochs",
+            "1",
+            "--hub-dim",
+            "32",
+        ])
+        .arg("--zoo")
+        .arg(repo_root().join("onnx-models"))
+        .current_dir(folder.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("agreement"), "{text}");
+    assert!(folder.path().join("transfer.tbf").exists());
+    assert!(folder
+        .path()
+        .join("mlp_64d_2L.rx.torchscript.tuned.onnx")
+        .exists());
+}
+
+#[test]
+fn the_builder_transfers_between_dynamo_exports_with_external_weights() {
+    let mut registry = PluginRegistry::default();
+    for library in ["tessera_plugin_transformer", "tessera_plugin_lstm"] {
+        registry.add_library(plugin_library(library));
+    }
+    let transmitter = model("toy/transformer_64d_2L.tx.dynamo");
+    let receiver = model("toy/lstm_64d_2L.rx.dynamo");
+    let teacher = OnnxModel::load(&zoo_file(&transmitter.onnx)).unwrap();
+    let student = OnnxModel::load(&zoo_file(&receiver.onnx)).unwrap();
+    let train = Dataset::load(&zoo_file(&transmitter.datasets.train_inputs), None).unwrap();
+    let validation = Dataset::load(
+        &zoo_file(&transmitter.datasets.val_inputs),
+        Some(&zoo_file(&transmitter.datasets.val_labels)),
+    )
+    .unwrap();
+    let outcome = ModeATransfer::new(&teacher, &student, &registry)
+        .unwrap()
+        .hub_dim(32)
+        .epochs(2)
+        .augmentation(Augmentation::SampleDomain)
+        .seed(3)
+        .execute(&train, &validation)
+        .unwrap();
+    let report = &outcome.report;
+    assert_eq!(report.receiver.family, "lstm");
+    assert_eq!(report.steps, 2 * train.len().div_ceil(report.batch_size));
+    assert!(report.after.accuracy.is_some() && report.transmitter_accuracy.is_some());
+    assert_eq!(outcome.hub_records.dim(), (train.len(), 32));
+    for row in outcome.hub_records.rows() {
+        let norm = row.dot(&row).sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "hub record norm {norm}");
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("student.onnx");
+    outcome.receiver.save(&path).unwrap();
+    assert!(folder.path().join("student.onnx.data").exists());
+    let reloaded = OnnxModel::load(&path).unwrap();
+    let agreement = top1_agreement(
+        logits(&teacher, &validation).view(),
+        logits(&reloaded, &validation).view(),
+    )
+    .unwrap();
+    let reported = report.after.agreement.unwrap();
+    assert!(
+        (agreement - reported).abs() <= 2.0 / validation.len() as f64,
+        "tract {agreement}, reported {reported}"
+    );
+}
