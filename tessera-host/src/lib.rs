@@ -19,7 +19,10 @@
 //! - [`bench`] — benchmark reports against PyTorch eager.
 //! - [`training`] — supervised training of ONNX models on the trainable graph
 //!   ([`backend::candle`]).
+//! - [`uhs`] — the Universal Hub Space: aligned encoders for two models' representations.
+//! - [`transfer`] — Mode A: label-free transfer into a receiver of another architecture.
 //! - [`privacy`] — differentially private release of summary vectors, with a budget accountant.
+//! - [`metrics`] — fidelity measures: agreement, output KL, debiased CKA, retrieval, drift.
 //!
 //! The `tessera` command-line program is a thin layer over this library.
 
@@ -32,6 +35,7 @@ pub mod chain;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod metrics;
 pub mod onnx;
 pub mod plugin;
 pub mod pooling;
@@ -39,6 +43,8 @@ pub mod privacy;
 pub mod tbf;
 pub mod tensor;
 pub mod training;
+pub mod transfer;
+pub mod uhs;
 pub mod zoo;
 
 pub use error::{Error, Result};

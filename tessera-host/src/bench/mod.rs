@@ -2,6 +2,7 @@
 //! on the same models and machine, as ratios measured in one run.
 
 pub mod capture;
+pub mod cross_arch;
 mod memory;
 mod pytorch;
 pub mod train;

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use tessera_host::atomic_file::write_atomically;
 use tessera_host::backend::Backend;
 use tessera_host::bench::capture::{self, CaptureBenchOptions, CaptureBenchReport};
+use tessera_host::bench::cross_arch::render::{render, summarise};
+use tessera_host::bench::cross_arch::{self, CrossArchOptions};
 use tessera_host::bench::train::{self, TrainBenchOptions, TrainBenchReport};
+use tessera_host::transfer::TransferOptions;
 
 use super::output::{print_json, print_text};
 use super::progress::spinner;
@@ -26,6 +29,56 @@ enum BenchCommand {
     /// Milliseconds per training step on the trainable graph (forward, backward, Adam), split
     /// into its parts, against PyTorch eager.
     Train(TrainArgs),
+    /// Mode A over the zoo's pair matrix (every transmitter config into every other config's
+    /// receiver) under the default objective and its ablations, beside the predecessor's
+    /// numbers; writes JSON, an HTML report and PNG charts.
+    CrossArch(CrossArchArgs),
+}
+
+/// Arguments of `tessera bench cross-arch`.
+#[derive(Debug, clap::Args)]
+struct CrossArchArgs {
+    /// The predecessor's quick setting: the default objective, plain output matching on the
+    /// given inputs, and the ablations without the hub term and without mixing (default).
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+
+    /// Every variant, adding hub alignment alone and domain sampling.
+    #[arg(long)]
+    full: bool,
+
+    /// Variants to run, comma-separated (overrides --quick/--full): full, output-only,
+    /// hub-only, full-fixed, output-only-fixed, sample-domain.
+    #[arg(long, value_delimiter = ',')]
+    variants: Option<Vec<String>>,
+
+    /// Zoo tasks to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "toy,digits")]
+    tasks: Vec<String>,
+
+    /// The model zoo folder.
+    #[arg(long, default_value = "onnx-models")]
+    zoo: PathBuf,
+
+    /// Which export of each model to use: torchscript or dynamo.
+    #[arg(long, default_value = "torchscript")]
+    exporter: String,
+
+    /// Folder with the predecessor's measurements (predecessor_quick_*.json).
+    #[arg(long, default_value = "../shared/reference")]
+    reference: PathBuf,
+
+    /// Width of the hub space.
+    #[arg(long, default_value_t = 2048)]
+    hub_dim: usize,
+
+    /// Seed of every transfer.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Folder the report is written to (results.json, report.html, PNG charts).
+    #[arg(long, default_value = "cross-arch-report")]
+    out_dir: PathBuf,
 }
 
 /// Arguments of `tessera bench train`.
@@ -118,7 +171,102 @@ pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow:
     match &args.command {
         BenchCommand::Capture(args) => run_capture(args, config, json),
         BenchCommand::Train(args) => run_train(args, json),
+        BenchCommand::CrossArch(args) => run_cross_arch(args, config, json),
     }
+}
+
+fn run_cross_arch(
+    args: &CrossArchArgs,
+    config: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let registry = registry(config)?;
+    let mode = if args.full { "full" } else { "quick" };
+    let variants = args.variants.clone().unwrap_or_else(|| {
+        let names: &[&str] = if args.full {
+            &[
+                "full",
+                "output-only",
+                "hub-only",
+                "full-fixed",
+                "output-only-fixed",
+                "sample-domain",
+            ]
+        } else {
+            &["full", "output-only", "full-fixed", "output-only-fixed"]
+        };
+        names.iter().map(|name| name.to_string()).collect()
+    });
+    let mut transfer = TransferOptions {
+        seed: args.seed,
+        ..TransferOptions::default()
+    };
+    transfer.hub.dim = args.hub_dim;
+    transfer.hub.seed = args.seed;
+    let options = CrossArchOptions {
+        zoo_dir: args.zoo.clone(),
+        tasks: args.tasks.clone(),
+        variants,
+        mode: mode.into(),
+        exporter: args.exporter.clone(),
+        transfer,
+        reference_dir: args.reference.is_dir().then(|| args.reference.clone()),
+    };
+    let bar = spinner();
+    let results = cross_arch::run(&options, &registry, &mut |what| {
+        bar.set_message(what.to_string())
+    })?;
+    bar.finish_and_clear();
+    let rendered = render(&results)?;
+    std::fs::create_dir_all(&args.out_dir)?;
+    write_atomically(
+        &args.out_dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?.as_bytes(),
+    )?;
+    write_atomically(&args.out_dir.join("report.html"), rendered.html.as_bytes())?;
+    for chart in &rendered.charts {
+        write_atomically(&args.out_dir.join(&chart.file_name), &chart.png)?;
+    }
+    if json {
+        return print_json(&serde_json::to_value(&results)?);
+    }
+    let mut lines = vec![format!(
+        "cross-architecture transfer, hub width {}, {:.0} s, peak {:.0} MiB; report in {}",
+        results.hub_dim,
+        results.total_seconds,
+        results.peak_rss_mib,
+        args.out_dir.display()
+    )];
+    let number = |value: Option<f64>| value.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+    for task in &results.tasks {
+        lines.push(format!(
+            "{} ({} unlabelled inputs, {} held out)\n  {:<20}{:>7}{:>17}{:>11}{:>11}{:>9}",
+            task.task,
+            task.train_inputs,
+            task.val_inputs,
+            "variant",
+            "pairs",
+            "agreement",
+            "rx acc",
+            "tx acc",
+            "s/pair"
+        ));
+        for summary in summarise(task) {
+            lines.push(format!(
+                "  {:<20}{:>7}{:>8} -> {:<6}{:>11}{:>11}{:>9}",
+                summary.variant,
+                format!("{}/{}", summary.improved, summary.pairs),
+                number(summary.mean_agreement_before),
+                number(summary.mean_agreement_after),
+                number(summary.mean_rx_accuracy_after),
+                number(summary.mean_tx_accuracy),
+                summary
+                    .mean_seconds
+                    .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+            ));
+        }
+    }
+    print_text(&lines.join("\n"))
 }
 
 fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {

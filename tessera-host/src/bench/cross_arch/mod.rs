@@ -1,0 +1,266 @@
+//! `tessera bench cross-arch`: Mode A over a matrix of ordered zoo pairs (every transmitter
+//! config into every other config's untrained receiver), under the default objective and its
+//! ablations, with the predecessor's published and re-measured numbers beside ours.
+
+pub mod render;
+pub mod results;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::bench::PeakMemory;
+use crate::dataset::Dataset;
+use crate::onnx::OnnxModel;
+use crate::plugin::PluginRegistry;
+use crate::transfer::{Augmentation, ModeATransfer, Objective, TransferOptions};
+use crate::zoo::{Zoo, ZooModel};
+use crate::{Error, Result};
+
+use results::{CrossArchResults, PairResult, PredecessorPair, TaskResults, VariantInfo};
+
+/// One objective variant of the benchmark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Short name, e.g. `full`.
+    pub name: &'static str,
+    /// What it is, in words.
+    pub description: &'static str,
+    /// The objective.
+    pub objective: Objective,
+    /// How inputs are enlarged.
+    pub augmentation: Augmentation,
+}
+
+/// Every variant the benchmark knows, the default first.
+pub fn variants() -> Vec<Variant> {
+    vec![
+        Variant {
+            name: "full",
+            description: "the default: output matching + hub alignment, inputs enlarged by mixing",
+            objective: Objective::FULL,
+            augmentation: Augmentation::Mix,
+        },
+        Variant {
+            name: "output-only",
+            description: "ablation: output matching alone (no hub term), inputs enlarged by mixing",
+            objective: Objective::OUTPUT_ONLY,
+            augmentation: Augmentation::Mix,
+        },
+        Variant {
+            name: "hub-only",
+            description:
+                "ablation: hub alignment alone (no output term), inputs enlarged by mixing",
+            objective: Objective::HUB_ONLY,
+            augmentation: Augmentation::Mix,
+        },
+        Variant {
+            name: "full-fixed",
+            description: "ablation: the full objective on the given inputs only (no mixing)",
+            objective: Objective::FULL,
+            augmentation: Augmentation::None,
+        },
+        Variant {
+            name: "output-only-fixed",
+            description: "plain output matching on the given inputs only (Hinton KD, T=2)",
+            objective: Objective::OUTPUT_ONLY,
+            augmentation: Augmentation::None,
+        },
+        Variant {
+            name: "sample-domain",
+            description: "the full objective with fresh inputs sampled from the input domain",
+            objective: Objective::FULL,
+            augmentation: Augmentation::SampleDomain,
+        },
+    ]
+}
+
+/// What to benchmark.
+#[derive(Debug, Clone)]
+pub struct CrossArchOptions {
+    /// The zoo folder.
+    pub zoo_dir: PathBuf,
+    /// Tasks to run (`toy`, `digits`).
+    pub tasks: Vec<String>,
+    /// Names of the variants to run (see [`variants`]).
+    pub variants: Vec<String>,
+    /// `quick` or `full`: recorded in the results.
+    pub mode: String,
+    /// Which export of each model to use.
+    pub exporter: String,
+    /// Transfer settings shared by every pair (objective and augmentation come from the variant).
+    pub transfer: TransferOptions,
+    /// Folder with the predecessor's measurements (`predecessor_quick_*.json`), if available.
+    pub reference_dir: Option<PathBuf>,
+}
+
+fn configs<'z>(zoo: &'z Zoo, task: &str, role: &str, exporter: &str) -> Vec<&'z ZooModel> {
+    zoo.models
+        .iter()
+        .filter(|model| model.task == task && model.role == role && model.exporter == exporter)
+        .collect()
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The predecessor's published and re-measured figures for the toy quick set, from
+/// `reference_dir` (missing files give an empty list).
+pub fn predecessor_pairs(reference_dir: &Path) -> Vec<PredecessorPair> {
+    let agreement = read_json(&reference_dir.join("predecessor_quick_agreement.json"));
+    let published = read_json(&reference_dir.join("predecessor_quick_benchmark.json"));
+    let Some(rows) = agreement.as_ref().and_then(|value| value.as_array()) else {
+        return Vec::new();
+    };
+    let published_rows = published
+        .as_ref()
+        .and_then(|value| value.get("results"))
+        .and_then(|value| value.as_array());
+    rows.iter()
+        .filter_map(|row| {
+            let pair = row.get("pair")?.as_str()?;
+            let (transmitter, receiver) = pair.split_once("->")?;
+            let number = |key: &str| row.get(key).and_then(|value| value.as_f64());
+            let published_accuracy_change = published_rows.and_then(|rows| {
+                rows.iter()
+                    .find(|entry| {
+                        entry.get("pair_id").and_then(|id| id.as_str())
+                            == Some(&format!("{transmitter}\u{2192}{receiver}"))
+                    })
+                    .and_then(|entry| entry.get("accuracy_delta"))
+                    .and_then(|value| value.as_f64())
+            });
+            Some(PredecessorPair {
+                transmitter: transmitter.to_string(),
+                receiver: receiver.to_string(),
+                published_accuracy_change,
+                agreement_after: number("agree_after"),
+                rx_accuracy_after: number("rx_after"),
+                tx_accuracy: number("tx_acc"),
+                seconds: number("transfer_s"),
+            })
+        })
+        .collect()
+}
+
+/// Runs the benchmark. `progress` is told which transfer is running.
+pub fn run(
+    options: &CrossArchOptions,
+    registry: &PluginRegistry,
+    progress: &mut dyn FnMut(&str),
+) -> Result<CrossArchResults> {
+    let started = Instant::now();
+    let memory = PeakMemory::start();
+    let started_at = chrono::Local::now().to_rfc3339();
+    let zoo = Zoo::load(&options.zoo_dir)?;
+    let all_variants = variants();
+    let chosen: Vec<&Variant> = options
+        .variants
+        .iter()
+        .map(|name| {
+            all_variants
+                .iter()
+                .find(|variant| variant.name == name)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = all_variants.iter().map(|v| v.name).collect();
+                    Error::Shape(format!(
+                        "unknown variant {name:?}; known variants: {}",
+                        known.join(", ")
+                    ))
+                })
+        })
+        .collect::<Result<_>>()?;
+    let mut tasks = Vec::new();
+    for task in &options.tasks {
+        let transmitters = configs(&zoo, task, "transmitter", &options.exporter);
+        let receivers = configs(&zoo, task, "receiver", &options.exporter);
+        let Some(first) = transmitters.first() else {
+            return Err(Error::Shape(format!(
+                "the zoo has no {} transmitters of task {task:?}",
+                options.exporter
+            )));
+        };
+        let datasets = &first.datasets;
+        let train = Dataset::load(&zoo.path(&datasets.train_inputs), None)?;
+        let validation = Dataset::load(
+            &zoo.path(&datasets.val_inputs),
+            Some(&zoo.path(&datasets.val_labels)),
+        )?;
+        let mut rows = Vec::new();
+        for variant in &chosen {
+            for tx_entry in &transmitters {
+                // The toy matrix is the predecessor's quick set: ordered pairs of different
+                // configs. Other tasks run every ordered pair, including a receiver of the
+                // transmitter's own architecture (a fresh initialisation).
+                let pairs = receivers
+                    .iter()
+                    .filter(|rx| task != "toy" || rx.config != tx_entry.config);
+                for rx_entry in pairs {
+                    progress(&format!(
+                        "{task} {}: {} -> {}",
+                        variant.name, tx_entry.config, rx_entry.config
+                    ));
+                    let transmitter = OnnxModel::load(&zoo.path(&tx_entry.onnx))?;
+                    let receiver = OnnxModel::load(&zoo.path(&rx_entry.onnx))?;
+                    let outcome = ModeATransfer::new(&transmitter, &receiver, registry)?
+                        .options(TransferOptions {
+                            objective: variant.objective,
+                            augmentation: variant.augmentation,
+                            ..options.transfer
+                        })
+                        .execute(&train, &validation)?;
+                    let report = &outcome.report;
+                    let figure = |value: Option<f64>| value.unwrap_or(f64::NAN);
+                    rows.push(PairResult {
+                        variant: variant.name.to_string(),
+                        transmitter: tx_entry.config.clone(),
+                        receiver: rx_entry.config.clone(),
+                        tx_accuracy: figure(report.transmitter_accuracy),
+                        rx_accuracy_before: figure(report.before.accuracy),
+                        rx_accuracy_after: figure(report.after.accuracy),
+                        agreement_before: figure(report.before.agreement),
+                        agreement_after: figure(report.after.agreement),
+                        kl_before: figure(report.before.output_kl),
+                        kl_after: figure(report.after.output_kl),
+                        cka_after: report.after.cka.last().map_or(f64::NAN, |depth| depth.cka),
+                        hub_retrieval: report.hub_retrieval_before_fine_tuning,
+                        round_trip_error: report.hub_round_trip_error[1],
+                        drift: report.after.predecessor_drift,
+                        seconds: report.timings.total,
+                    });
+                }
+            }
+        }
+        let predecessor = match (&options.reference_dir, task.as_str()) {
+            (Some(dir), "toy") => predecessor_pairs(dir),
+            _ => Vec::new(),
+        };
+        tasks.push(TaskResults {
+            task: task.clone(),
+            train_inputs: train.len(),
+            val_inputs: validation.len(),
+            variants: chosen
+                .iter()
+                .map(|variant| VariantInfo {
+                    name: variant.name.to_string(),
+                    description: variant.description.to_string(),
+                })
+                .collect(),
+            rows,
+            predecessor,
+        });
+    }
+    Ok(CrossArchResults {
+        started: started_at,
+        machine: format!(
+            "{} logical CPUs, {}",
+            std::thread::available_parallelism().map_or(1, usize::from),
+            std::env::consts::ARCH
+        ),
+        mode: options.mode.clone(),
+        hub_dim: options.transfer.hub.dim,
+        peak_rss_mib: memory.peak_mib().unwrap_or(f64::NAN),
+        total_seconds: started.elapsed().as_secs_f64(),
+        tasks,
+    })
+}
