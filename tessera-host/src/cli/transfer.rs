@@ -100,9 +100,9 @@ pub struct Args {
     #[arg(long, default_value_t = TransferOptions::default().learning_rate)]
     learning_rate: f64,
 
-    /// Keep the learning rate constant instead of decaying it along a cosine.
+    /// Decay the learning rate to zero along a cosine instead of keeping it constant.
     #[arg(long)]
-    constant_learning_rate: bool,
+    cosine_decay: bool,
 
     /// The objective's terms.
     #[arg(long, value_enum, default_value_t = ObjectiveChoice::Full)]
@@ -241,7 +241,7 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.learning_rate,
-        cosine_decay: !args.constant_learning_rate,
+        cosine_decay: args.cosine_decay,
         executor: ExecutorOptions {
             backend: args.backend,
             device: args.device,

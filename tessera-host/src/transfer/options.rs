@@ -71,8 +71,8 @@ impl Default for TransferOptions {
             augmentation: Augmentation::Mix,
             epochs: 20,
             batch_size: 64,
-            learning_rate: 2e-3,
-            cosine_decay: true,
+            learning_rate: 3e-3,
+            cosine_decay: false,
             seed: 0,
             executor: ExecutorOptions::default(),
         }
