@@ -18,7 +18,7 @@ use tessera_host::tbf::{self, KnowledgeType, LoadOptions, MetaValue};
 use tessera_host::transfer::{Augmentation, ModeATransfer};
 use tessera_host::zoo::ZooModel;
 
-use support::{plugin_library, plugins_dir, repo_root, zoo, zoo_file};
+use support::{assert_success, plugin_library, plugins_dir, repo_root, zoo, zoo_file};
 
 fn tessera() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
@@ -62,11 +62,7 @@ fn transfer(
 }
 
 fn succeeded(output: &std::process::Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(output);
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -247,11 +243,7 @@ fn with_no_models_named_the_demo_pair_runs() {
         .current_dir(folder.path())
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("agreement"), "{text}");
     assert!(folder.path().join("transfer.tbf").exists());

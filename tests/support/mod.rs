@@ -53,6 +53,15 @@ pub fn tbf_fixtures() -> Vec<TbfFixture> {
     serde_json::from_str(&text).expect("the fixture manifest is valid JSON")
 }
 
+/// Panics with the command's standard error unless it succeeded.
+pub fn assert_success(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The bundled model zoo (`onnx-models/`).
 pub fn zoo() -> Zoo {
     Zoo::load(&repo_root().join("onnx-models")).expect("onnx-models/manifest.json is readable")
