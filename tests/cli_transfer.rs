@@ -226,6 +226,38 @@ fn tessera_transfer_with_inputs(
 }
 
 #[test]
+fn without_held_out_inputs_a_share_of_the_inputs_is_held_out() {
+    let transmitter = model("digits/mlp_64d_2L.tx.torchscript");
+    let receiver = model("digits/lstm_64d_2L.rx.torchscript");
+    let folder = tempfile::tempdir().unwrap();
+    let output = tessera()
+        .args(["transfer", "--json", "--epochs", "1", "--hub-epochs", "1"])
+        .args(["--hub-dim", "16", "--hold-out", "0.25", "--epsilon", "inf"])
+        .arg("--transmitter")
+        .arg(zoo_file(&transmitter.onnx))
+        .arg("--receiver")
+        .arg(zoo_file(&receiver.onnx))
+        .arg("--inputs")
+        .arg(zoo_file(&transmitter.datasets.val_inputs))
+        .arg("--out")
+        .arg(folder.path().join("token.tbf"))
+        .arg("--receiver-out")
+        .arg(folder.path().join("tuned.onnx"))
+        .output()
+        .unwrap();
+    let result = succeeded(&output);
+    let report = &result["report"];
+    // 450 inputs: a quarter held out, no labels, so no accuracy.
+    assert_eq!(report["validation_inputs"], 113);
+    assert_eq!(report["train_inputs"], 337);
+    assert!(report["after"]["accuracy"].is_null());
+    let token = tbf::load(&folder.path().join("token.tbf"), &LoadOptions::default())
+        .unwrap()
+        .token;
+    assert_eq!(token.metadata.privacy_epsilon, f64::INFINITY);
+}
+
+#[test]
 fn with_no_models_named_the_demo_pair_runs() {
     let folder = tempfile::tempdir().unwrap();
     let output = tessera()

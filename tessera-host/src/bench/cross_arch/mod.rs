@@ -264,3 +264,49 @@ pub fn run(
         tasks,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_predecessors_measurements() {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(
+            folder.path().join("predecessor_quick_agreement.json"),
+            r#"[{"pair": "conv_64d_2L->lstm_64d_2L", "tx_acc": 0.7, "rx_before": 0.5,
+                 "rx_after": 0.52, "agree_before": 0.48, "agree_after": 0.5, "transfer_s": 8.1}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            folder.path().join("predecessor_quick_benchmark.json"),
+            r#"{"results": [{"pair_id": "conv_64d_2L\u2192lstm_64d_2L", "accuracy_delta": 6.0}]}"#,
+        )
+        .unwrap();
+        let pairs = predecessor_pairs(folder.path());
+        assert_eq!(
+            pairs,
+            [PredecessorPair {
+                transmitter: "conv_64d_2L".into(),
+                receiver: "lstm_64d_2L".into(),
+                published_accuracy_change: Some(6.0),
+                agreement_after: Some(0.5),
+                rx_accuracy_after: Some(0.52),
+                tx_accuracy: Some(0.7),
+                seconds: Some(8.1),
+            }]
+        );
+        assert!(predecessor_pairs(&folder.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn every_variant_has_a_distinct_name_and_the_default_comes_first() {
+        let all = variants();
+        assert_eq!(all[0].name, "full");
+        assert_eq!(all[0].objective, Objective::FULL);
+        let mut names: Vec<&str> = all.iter().map(|variant| variant.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+}
