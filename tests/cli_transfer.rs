@@ -116,6 +116,14 @@ fn transfer_improves_agreement_and_its_outputs_load_back() {
     assert!(token.vector().iter().all(|value| value.is_finite()));
     assert_eq!(token.metadata.privacy_epsilon, 1.0);
     assert_eq!(token.metadata.privacy_delta, 1e-5);
+    assert!(token
+        .metadata
+        .source_model_id
+        .ends_with("conv_64d_2L.tx.torchscript.onnx"));
+    assert!(token
+        .metadata
+        .target_model_id
+        .is_some_and(|id| id.ends_with("mlp_64d_2L.rx.torchscript.onnx")));
     let Some(MetaValue::Map(transfer)) = token.metadata.custom.get("transfer") else {
         panic!(
             "the token carries no transfer report: {:?}",

@@ -46,7 +46,9 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         shape,
         metadata: serde_json::Map::new(),
     };
-    let (stages, released) = args.token.release(token, &registry, &config, &args.out)?;
+    let (stages, released) = args
+        .token
+        .release(token, &registry, &config, &args.out, None)?;
     let report = serde_json::json!({
         "records": args.records.display().to_string(),
         "out": args.out.display().to_string(),

@@ -38,8 +38,12 @@ pub struct TokenArgs {
 }
 
 impl TokenArgs {
-    /// The per-stage parameters these options set, by stage name.
-    fn overrides(&self) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    /// The per-stage parameters these options set, by stage name; `models` names the source
+    /// and target model of the token.
+    fn overrides(
+        &self,
+        models: Option<(&str, &str)>,
+    ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
         let mut privacy = serde_json::Map::new();
         if let Some(epsilon) = &self.epsilon {
             let value: serde_json::Value = if epsilon.eq_ignore_ascii_case("inf") {
@@ -65,26 +69,38 @@ impl TokenArgs {
         if let Some(crc) = &self.crc {
             export.insert("crc".into(), crc.clone().into());
         }
+        if let Some((source, target)) = models {
+            export.insert("source_model_id".into(), source.into());
+            export.insert("target_model_id".into(), target.into());
+        }
         let mut overrides = serde_json::Map::new();
         overrides.insert(PRIVACY_STAGE.into(), privacy.into());
         overrides.insert(TBF_EXPORT_STAGE.into(), export.into());
         Ok(overrides)
     }
 
-    /// Runs `token` through the chain these options and `config` describe, writing to `out`.
-    /// Returns the stage names run and the token as the last stage left it.
+    /// Runs `token` through the chain these options and `config` describe, writing to `out`;
+    /// `models` (source, target) names the models the token is about. Returns the stage names
+    /// run and the token as the last stage left it.
     pub fn release(
         &self,
         token: StageToken,
         registry: &PluginRegistry,
         config: &Config,
         out: &Path,
+        models: Option<(&str, &str)>,
     ) -> anyhow::Result<(Vec<String>, StageToken)> {
         let names = self
             .stages
             .clone()
             .unwrap_or_else(|| config.chain.stages.clone());
-        let chain = Chain::new(registry, &names, config, &self.overrides()?, Some(out))?;
+        let chain = Chain::new(
+            registry,
+            &names,
+            config,
+            &self.overrides(models)?,
+            Some(out),
+        )?;
         let released = chain.run(token)?;
         Ok((
             chain.names().into_iter().map(String::from).collect(),

@@ -287,9 +287,17 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
     }
     let receiver_path = receiver_out(args, &job.receiver);
     outcome.receiver.save(&receiver_path)?;
-    let (stages, released) = args
-        .token
-        .release(outcome.token()?, &registry, &config, &args.out)?;
+    let models = (
+        outcome.report.transmitter.name.as_str(),
+        outcome.report.receiver.name.as_str(),
+    );
+    let (stages, released) = args.token.release(
+        outcome.token()?,
+        &registry,
+        &config,
+        &args.out,
+        Some(models),
+    )?;
     let privacy = released.metadata.get("privacy").cloned();
     if json {
         return print_json(&serde_json::json!({
