@@ -95,6 +95,32 @@ pub struct AdapterPlan {
     pub frozen: Vec<String>,
 }
 
+impl AdapterPlan {
+    /// A plan that lets fine-tuning change every floating-point initializer of `graph` except
+    /// its embedding tables (initializers read by `Gather`), the choice the bundled adapters
+    /// make. Build the struct directly for any other choice.
+    pub fn freezing_embeddings(
+        graph: &GraphSummary,
+        family: impl Into<String>,
+        score: f32,
+        width: u64,
+        taps: Vec<TapPoint>,
+    ) -> Self {
+        Self {
+            score,
+            family: family.into(),
+            width,
+            taps,
+            trainable: Vec::new(),
+            frozen: graph
+                .gathered_tables()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
 /// Recognises one architecture family.
 ///
 /// Implementations must be cheap and side-effect free: the host asks every adapter about every

@@ -40,11 +40,12 @@ impl ArchitectureAdapter for Conv1dAdapter {
                 .collect()
         };
         let width = weights.last().map_or(0, |dims| dims[0]);
-        Ok(Some(AdapterPlan {
-            score: 0.9,
-            family: "conv1d".into(),
+        Ok(Some(AdapterPlan::freezing_embeddings(
+            graph,
+            "conv1d",
+            0.9,
             width,
-            taps: block_outputs
+            block_outputs
                 .into_iter()
                 .map(|tensor| TapPoint {
                     tensor,
@@ -52,13 +53,7 @@ impl ArchitectureAdapter for Conv1dAdapter {
                     pooling: Pooling::Mean,
                 })
                 .collect(),
-            trainable: Vec::new(),
-            frozen: graph
-                .gathered_tables()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        }))
+        )))
     }
 }
 

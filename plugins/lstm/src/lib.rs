@@ -31,11 +31,12 @@ impl ArchitectureAdapter for RecurrentAdapter {
             Some("bidirectional") => 2,
             _ => 1,
         };
-        Ok(Some(AdapterPlan {
-            score: 0.9,
-            family: "lstm".into(),
-            width: hidden as u64 * directions,
-            taps: layers
+        Ok(Some(AdapterPlan::freezing_embeddings(
+            graph,
+            "lstm",
+            0.9,
+            hidden as u64 * directions,
+            layers
                 .iter()
                 .filter_map(|node| node.outputs.first().filter(|y| !y.is_empty()))
                 .map(|tensor| TapPoint {
@@ -44,13 +45,7 @@ impl ArchitectureAdapter for RecurrentAdapter {
                     pooling: Pooling::Mean,
                 })
                 .collect(),
-            trainable: Vec::new(),
-            frozen: graph
-                .gathered_tables()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        }))
+        )))
     }
 }
 

@@ -52,18 +52,9 @@ impl ArchitectureAdapter for MlpAdapter {
         let Some(width) = graph.classifier_input_width() else {
             return Err("no classifier head (final Gemm/MatMul with stored weights) to read the model width from".into());
         };
-        Ok(Some(AdapterPlan {
-            score: 0.8,
-            family: "mlp".into(),
-            width,
-            taps,
-            trainable: Vec::new(),
-            frozen: graph
-                .gathered_tables()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        }))
+        Ok(Some(AdapterPlan::freezing_embeddings(
+            graph, "mlp", 0.8, width, taps,
+        )))
     }
 }
 

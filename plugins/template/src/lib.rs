@@ -55,20 +55,15 @@ impl ArchitectureAdapter for LayerNormAdapter {
             .map(|(tap, _)| tap)
             .collect();
 
-        Ok(Some(AdapterPlan {
-            score: SCORE,
-            family: "layernorm".into(),
+        // Fine-tuning may change every floating-point initializer except embedding tables;
+        // build the `AdapterPlan` struct directly to choose `trainable` / `frozen` yourself.
+        Ok(Some(AdapterPlan::freezing_embeddings(
+            graph,
+            "layernorm",
+            SCORE,
             width,
             taps,
-            // Empty: fine-tuning may change every floating-point initializer...
-            trainable: Vec::new(),
-            // ...except embedding tables, which stay frozen.
-            frozen: graph
-                .gathered_tables()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        }))
+        )))
     }
 }
 

@@ -54,18 +54,13 @@ impl ArchitectureAdapter for TransformerAdapter {
         let Some(width) = graph.classifier_input_width() else {
             return Err("no classifier head (final Gemm/MatMul with stored weights) to read the model width from".into());
         };
-        Ok(Some(AdapterPlan {
-            score: 0.9,
-            family: "transformer".into(),
+        Ok(Some(AdapterPlan::freezing_embeddings(
+            graph,
+            "transformer",
+            0.9,
             width,
             taps,
-            trainable: Vec::new(),
-            frozen: graph
-                .gathered_tables()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        }))
+        )))
     }
 }
 

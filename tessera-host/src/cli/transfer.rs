@@ -151,7 +151,6 @@ fn held_out(inputs: &Dataset, share: f64, seed: u64) -> anyhow::Result<(Dataset,
         anyhow::bail!("--hold-out must lie strictly between 0 and 1, got {share}");
     }
     let rows = inputs.len();
-    let held = ((rows as f64 * share).round() as usize).clamp(1, rows.saturating_sub(1));
     if rows < 2 {
         anyhow::bail!(
             "{}: {rows} input(s) cannot be split into training and held-out inputs; give \
@@ -159,6 +158,7 @@ fn held_out(inputs: &Dataset, share: f64, seed: u64) -> anyhow::Result<(Dataset,
             inputs.source.display()
         );
     }
+    let held = ((rows as f64 * share).round() as usize).clamp(1, rows - 1);
     let mut order: Vec<usize> = (0..rows).collect();
     order.shuffle(&mut rand::rngs::ChaCha8Rng::seed_from_u64(seed));
     let (validation, train) = order.split_at(held);

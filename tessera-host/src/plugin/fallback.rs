@@ -67,22 +67,16 @@ impl ArchitectureAdapter for FallbackAdapter {
         let Some(width) = taps.last().map(|(_, width)| *width) else {
             return Ok(None);
         };
-        Ok(Some(AdapterPlan {
-            score: FALLBACK_SCORE,
-            family: "unknown".into(),
+        Ok(Some(AdapterPlan::freezing_embeddings(
+            graph,
+            "unknown",
+            FALLBACK_SCORE,
             width,
-            taps: taps
-                .into_iter()
+            taps.into_iter()
                 .filter(|(_, tap_width)| *tap_width == width)
                 .map(|(tap, _)| tap)
                 .collect(),
-            trainable: Vec::new(),
-            frozen: graph
-                .gathered_tables()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        }))
+        )))
     }
 }
 

@@ -38,15 +38,15 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tessera_api::{AdapterPlan, StageToken};
 
+use crate::backend::candle::{to_matrix, Trainable, TrainableGraph};
 use crate::backend::candle::{Optimizer, OptimizerKind, OptimizerOptions, Schedule};
-use crate::backend::candle::{Trainable, TrainableGraph};
 use crate::capture::{CaptureOptions, Capturer};
 use crate::dataset::Dataset;
 use crate::onnx::OnnxModel;
 use crate::plugin::PluginRegistry;
 use crate::pooling::{pool, pool_trainable};
 use crate::tensor::Tensor;
-use crate::uhs::{self, to_array, Hub};
+use crate::uhs::{self, Hub};
 use crate::{metrics, Error, Result};
 
 pub use inputs::{mix, sample_domain};
@@ -199,11 +199,12 @@ impl<'p> TransmitterRunner<'p> {
     }
 }
 
-/// What the receiver learns from: the transmitter, its view of the training inputs, and
-/// whether its outputs can be matched.
+/// What the receiver learns from: the transmitter, its view of the training inputs (outputs,
+/// taps and hub vectors), and whether its outputs can be matched.
 struct Teacher<'r, 'p> {
     runner: &'r mut TransmitterRunner<'p>,
     train: &'r Observed,
+    train_hub: &'r Array2<f32>,
     outputs_agree: bool,
 }
 
@@ -249,10 +250,10 @@ impl<'p> ReceiverGraph<'p> {
         for start in (0..rows).step_by(OBSERVE_BATCH) {
             let batch = inputs.slice_axis(0, start..(start + OBSERVE_BATCH).min(rows));
             let values = self.graph.forward(&[batch], &names)?;
-            logits.push(to_array(&values[0].detach())?);
+            logits.push(to_matrix(&values[0].detach())?);
             for ((collected, tap), value) in taps.iter_mut().zip(&self.plan.taps).zip(&values[1..])
             {
-                collected.push(to_array(
+                collected.push(to_matrix(
                     &pool_trainable(&value.detach(), tap).map_err(failed)?,
                 )?);
             }
@@ -391,7 +392,9 @@ impl<'m> ModeATransfer<'m> {
             &options.hub,
             &mut |epoch| report_phase(progress, Phase::Hub, epoch, options.hub.epochs),
         )?;
-        let retrieval_before = self.retrieval(&hub, &tx_validation, &rx_validation_before)?;
+        let tx_train_hub = hub.transmitter.embed_array(deepest(&tx_train))?;
+        let tx_validation_hub = hub.transmitter.embed_array(deepest(&tx_validation))?;
+        let retrieval_before = self.retrieval(&hub, &tx_validation_hub, &rx_validation_before)?;
         let round_trip_error = [
             hub.transmitter.round_trip_error(deepest(&tx_validation))?,
             hub.receiver
@@ -404,6 +407,7 @@ impl<'m> ModeATransfer<'m> {
         let mut teacher = Teacher {
             runner: &mut transmitter,
             train: &tx_train,
+            train_hub: &tx_train_hub,
             outputs_agree,
         };
         let steps = self.fine_tune(&receiver, &hub, &mut teacher, train, &mut |done, total| {
@@ -420,12 +424,11 @@ impl<'m> ModeATransfer<'m> {
         // Without the hub term the receiver's encoder does not follow its changing
         // representation, so retrieval after fine-tuning would measure nothing.
         let retrieval_after = (options.objective.hub_weight > 0.0)
-            .then(|| self.retrieval(&hub, &tx_validation, &rx_validation_after))
+            .then(|| self.retrieval(&hub, &tx_validation_hub, &rx_validation_after))
             .transpose()?;
         let transmitter_accuracy = labels
             .map(|labels| metrics::accuracy(tx_validation.logits.view(), labels.view()))
             .transpose()?;
-        let hub_records = hub.transmitter.embed_array(deepest(&tx_train))?;
         let tuned = receiver.graph.trained_model()?;
         report_phase(progress, Phase::Measure, 1, 1);
         let measure_seconds = measure_started.elapsed().as_secs_f64();
@@ -464,7 +467,7 @@ impl<'m> ModeATransfer<'m> {
         };
         Ok(TransferOutcome {
             receiver: tuned,
-            hub_records,
+            hub_records: tx_train_hub,
             report,
         })
     }
@@ -496,11 +499,17 @@ impl<'m> ModeATransfer<'m> {
         Ok(())
     }
 
-    /// Held-out retrieval accuracy of the receiver's hub vectors among the transmitter's.
-    fn retrieval(&self, hub: &Hub, transmitter: &Observed, receiver: &Observed) -> Result<f64> {
+    /// Held-out retrieval accuracy of the receiver's hub vectors among the transmitter's
+    /// (`transmitter_hub`, already embedded).
+    fn retrieval(
+        &self,
+        hub: &Hub,
+        transmitter_hub: &Array2<f32>,
+        receiver: &Observed,
+    ) -> Result<f64> {
         metrics::retrieval_accuracy(
             hub.receiver.embed_array(deepest(receiver))?.view(),
-            hub.transmitter.embed_array(deepest(transmitter))?.view(),
+            transmitter_hub.view(),
             self.options.hub.batch_size,
         )
     }
@@ -568,17 +577,24 @@ impl<'m> ModeATransfer<'m> {
                 Some((dataset, observed)) => (dataset, observed),
                 None => (train, teacher.train),
             };
-            let tx_hub = if objective.hub_weight > 0.0 {
-                hub.transmitter.embed_array(deepest(observed))?
-            } else {
-                Array2::zeros((rows, 0))
+            // The transmitter's hub vectors of this epoch's inputs, when the hub term is on.
+            let enlarged_hub = match &enlarged {
+                Some((_, observed)) if objective.hub_weight > 0.0 => {
+                    Some(hub.transmitter.embed_array(deepest(observed))?)
+                }
+                _ => None,
+            };
+            let tx_hub = match (&enlarged, &enlarged_hub) {
+                (Some(_), hub_vectors) => hub_vectors.as_ref(),
+                (None, _) => (objective.hub_weight > 0.0).then_some(teacher.train_hub),
             };
             order.shuffle(&mut rng);
             for batch in order.chunks(options.batch_size) {
+                let hub_rows = tx_hub.map(|vectors| vectors.select(Axis(0), batch));
                 let targets = Targets::new(
                     objective,
                     observed.logits.select(Axis(0), batch).view(),
-                    tx_hub.select(Axis(0), batch).view(),
+                    hub_rows.as_ref().map(|rows| rows.view()),
                     teacher.outputs_agree,
                 )?;
                 let (logits, features) = receiver.forward(&inputs.inputs.select_rows(batch))?;

@@ -4,7 +4,8 @@ use candle_core::{Device, Tensor, D};
 use ndarray::ArrayView2;
 use serde::Serialize;
 
-use crate::uhs::{info_nce, normalise_rows, to_tensor, HubSide};
+use crate::backend::candle::from_matrix;
+use crate::uhs::{info_nce, normalise_rows, HubSide};
 use crate::Result;
 
 /// The label-free fine-tuning objective: a weighted sum of output matching and hub alignment.
@@ -65,25 +66,25 @@ pub(super) struct Targets {
 }
 
 impl Targets {
-    /// Targets from the transmitter's logits and hub vectors of the batch's inputs.
+    /// Targets from the transmitter's logits and (when the hub term is on) hub vectors of the
+    /// batch's inputs. A batch of one has no negatives for the hub term and skips it.
     pub(super) fn new(
         objective: &Objective,
         logits: ArrayView2<f32>,
-        hub: ArrayView2<f32>,
+        hub: Option<ArrayView2<f32>>,
         match_outputs: bool,
     ) -> Result<Self> {
         let outputs = if match_outputs && objective.output_weight > 0.0 {
-            let scaled = (to_tensor(logits)? / objective.temperature).map_err(super::failed)?;
+            let scaled = (from_matrix(logits)? / objective.temperature).map_err(super::failed)?;
             let log_probs = log_softmax(&scaled).map_err(super::failed)?;
             Some((log_probs.exp().map_err(super::failed)?, log_probs))
         } else {
             None
         };
-        let hub = if objective.hub_weight > 0.0 && hub.nrows() > 1 {
-            Some(to_tensor(hub)?)
-        } else {
-            None
-        };
+        let hub = hub
+            .filter(|vectors| vectors.nrows() > 1)
+            .map(from_matrix)
+            .transpose()?;
         Ok(Self { outputs, hub })
     }
 }

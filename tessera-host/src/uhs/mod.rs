@@ -18,7 +18,9 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::backend::candle::{Optimizer, OptimizerKind, OptimizerOptions, Schedule};
+use crate::backend::candle::{
+    from_matrix, to_matrix, Optimizer, OptimizerKind, OptimizerOptions, Schedule,
+};
 use crate::{Error, Result};
 
 pub use contrastive::info_nce;
@@ -93,23 +95,6 @@ pub(crate) fn failed(error: candle_core::Error) -> Error {
     Error::Shape(format!("hub computation failed: {error}"))
 }
 
-/// `array` as a candle tensor on the CPU.
-pub fn to_tensor(array: ArrayView2<f32>) -> Result<Tensor> {
-    Tensor::from_iter(array.iter().copied(), &Device::Cpu)
-        .and_then(|flat| flat.reshape(array.dim()))
-        .map_err(failed)
-}
-
-/// A `[rows, columns]` candle tensor as an array.
-pub fn to_array(tensor: &Tensor) -> Result<Array2<f32>> {
-    let (rows, columns) = tensor.dims2().map_err(failed)?;
-    let values = tensor
-        .flatten_all()
-        .and_then(|flat| flat.to_vec1::<f32>())
-        .map_err(failed)?;
-    Array2::from_shape_vec((rows, columns), values).map_err(|error| Error::Shape(error.to_string()))
-}
-
 /// Rows of `tensor` scaled to unit L2 norm.
 pub fn normalise_rows(tensor: &Tensor) -> candle_core::Result<Tensor> {
     let norms = tensor
@@ -177,19 +162,19 @@ impl HubSide {
 
     /// [`embed`](Self::embed) on an array, for measurement and packaging.
     pub fn embed_array(&self, features: ArrayView2<f32>) -> Result<Array2<f32>> {
-        to_array(&self.embed(&to_tensor(features)?).map_err(failed)?)
+        to_matrix(&self.embed(&from_matrix(features)?).map_err(failed)?)
     }
 
     /// Relative error of encoding then decoding `features`, in the standardised space:
     /// ‖x − dec(enc(x))‖ / ‖x‖ over all rows.
     pub fn round_trip_error(&self, features: ArrayView2<f32>) -> Result<f64> {
-        let standard = self.standardise(&to_tensor(features)?).map_err(failed)?;
+        let standard = self.standardise(&from_matrix(features)?).map_err(failed)?;
         let decoded = self
             .decoder
             .forward(&self.encoder.forward(&standard).map_err(failed)?)
             .map_err(failed)?;
-        let original = to_array(&standard)?;
-        crate::metrics::relative_round_trip_error(original.view(), to_array(&decoded)?.view())
+        let original = to_matrix(&standard)?;
+        crate::metrics::relative_round_trip_error(original.view(), to_matrix(&decoded)?.view())
     }
 
     /// The InfoNCE temperature the hub was aligned at.
@@ -255,8 +240,8 @@ pub fn train_hub(
             clip_norm: None,
         },
     );
-    let tx_all = to_tensor(transmitter)?;
-    let rx_all = to_tensor(receiver)?;
+    let tx_all = from_matrix(transmitter)?;
+    let rx_all = from_matrix(receiver)?;
     let mut order: Vec<u32> = (0..transmitter.nrows() as u32).collect();
     let mut report = HubReport {
         steps: 0,

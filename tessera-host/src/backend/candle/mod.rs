@@ -13,6 +13,7 @@ mod optim;
 use std::collections::{HashMap, HashSet};
 
 use candle_core::{DType, Device, Tensor, Var};
+use ndarray::{Array2, ArrayView2};
 
 use crate::onnx::{dtype_of, OnnxModel};
 use crate::tensor::{DType as HostDType, Tensor as HostTensor};
@@ -251,6 +252,28 @@ impl TrainableGraph {
             values.insert(name.clone(), data);
         }
         Ok(self.model.with_initializer_values(&values))
+    }
+}
+
+/// A `[rows, columns]` array as a float32 candle tensor on the CPU.
+pub fn from_matrix(array: ArrayView2<f32>) -> Result<Tensor> {
+    Tensor::from_iter(array.iter().copied(), &Device::Cpu)
+        .and_then(|flat| flat.reshape(array.dim()))
+        .map_err(|error| Error::Shape(error.to_string()))
+}
+
+/// A `[rows, columns]` candle tensor as a float32 array.
+pub fn to_matrix(tensor: &Tensor) -> Result<Array2<f32>> {
+    let shape = tensor.dims().to_vec();
+    match to_host(tensor)? {
+        HostTensor::F32(array) => array.into_dimensionality().map_err(|_| {
+            Error::Shape(format!(
+                "expected a [rows, columns] tensor, found shape {shape:?}"
+            ))
+        }),
+        HostTensor::I64(_) => Err(Error::Shape(
+            "expected a floating-point tensor, found an integer one".into(),
+        )),
     }
 }
 

@@ -8,11 +8,13 @@ pub mod results;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use tessera_api::AdapterPlan;
+
 use crate::bench::PeakMemory;
 use crate::dataset::Dataset;
 use crate::onnx::OnnxModel;
 use crate::plugin::PluginRegistry;
-use crate::transfer::{Augmentation, ModeATransfer, Objective, TransferOptions};
+use crate::transfer::{Augmentation, ModeATransfer, Objective, Participant, TransferOptions};
 use crate::zoo::{Zoo, ZooModel};
 use crate::{Error, Result};
 
@@ -93,10 +95,38 @@ pub struct CrossArchOptions {
     pub reference_dir: Option<PathBuf>,
 }
 
-fn configs<'z>(zoo: &'z Zoo, task: &str, role: &str, exporter: &str) -> Vec<&'z ZooModel> {
+/// A zoo model loaded once for the whole matrix, with the plan of the adapter chosen for it.
+struct Loaded<'z> {
+    entry: &'z ZooModel,
+    model: OnnxModel,
+    plan: AdapterPlan,
+}
+
+impl Loaded<'_> {
+    fn participant(&self) -> Participant<'_> {
+        Participant {
+            model: &self.model,
+            plan: self.plan.clone(),
+        }
+    }
+}
+
+/// The zoo's models of `task` in `role` and `exporter`, loaded and analysed.
+fn load<'z>(
+    zoo: &'z Zoo,
+    registry: &PluginRegistry,
+    task: &str,
+    role: &str,
+    exporter: &str,
+) -> Result<Vec<Loaded<'z>>> {
     zoo.models
         .iter()
         .filter(|model| model.task == task && model.role == role && model.exporter == exporter)
+        .map(|entry| {
+            let model = OnnxModel::load(&zoo.path(&entry.onnx))?;
+            let plan = registry.choose_adapter(&model, None)?.plan;
+            Ok(Loaded { entry, model, plan })
+        })
         .collect()
 }
 
@@ -172,9 +202,9 @@ pub fn run(
         .collect::<Result<_>>()?;
     let mut tasks = Vec::new();
     for task in &options.tasks {
-        let transmitters = configs(&zoo, task, "transmitter", &options.exporter);
-        let receivers = configs(&zoo, task, "receiver", &options.exporter);
-        let Some(first) = transmitters.first() else {
+        let transmitters = load(&zoo, registry, task, "transmitter", &options.exporter)?;
+        let receivers = load(&zoo, registry, task, "receiver", &options.exporter)?;
+        let Some(first) = transmitters.first().map(|loaded| loaded.entry) else {
             return Err(Error::Shape(format!(
                 "the zoo has no {} transmitters of task {task:?}",
                 options.exporter
@@ -188,27 +218,30 @@ pub fn run(
         )?;
         let mut rows = Vec::new();
         for variant in &chosen {
-            for tx_entry in &transmitters {
+            for transmitter in &transmitters {
+                let tx_entry = transmitter.entry;
                 // The toy matrix is the predecessor's quick set: ordered pairs of different
                 // configs. Other tasks run every ordered pair, including a receiver of the
                 // transmitter's own architecture (a fresh initialisation).
                 let pairs = receivers
                     .iter()
-                    .filter(|rx| task != "toy" || rx.config != tx_entry.config);
-                for rx_entry in pairs {
+                    .filter(|rx| task != "toy" || rx.entry.config != tx_entry.config);
+                for receiver in pairs {
+                    let rx_entry = receiver.entry;
                     progress(&format!(
                         "{task} {}: {} -> {}",
                         variant.name, tx_entry.config, rx_entry.config
                     ));
-                    let transmitter = OnnxModel::load(&zoo.path(&tx_entry.onnx))?;
-                    let receiver = OnnxModel::load(&zoo.path(&rx_entry.onnx))?;
-                    let outcome = ModeATransfer::new(&transmitter, &receiver, registry)?
-                        .options(TransferOptions {
-                            objective: variant.objective,
-                            augmentation: variant.augmentation,
-                            ..options.transfer
-                        })
-                        .execute(&train, &validation)?;
+                    let outcome = ModeATransfer::with_plans(
+                        transmitter.participant(),
+                        receiver.participant(),
+                    )
+                    .options(TransferOptions {
+                        objective: variant.objective,
+                        augmentation: variant.augmentation,
+                        ..options.transfer
+                    })
+                    .execute(&train, &validation)?;
                     let report = &outcome.report;
                     let figure = |value: Option<f64>| value.unwrap_or(f64::NAN);
                     rows.push(PairResult {
