@@ -17,7 +17,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// bundled models).
 const DEFAULT_KERNEL_THREADS: &str = "1";
 
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, `mimalloc.h`; the
+/// bindings do not name it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed memory mapped instead of returning it to the system after 10 ms (mimalloc's
+/// default). Each training step frees and reallocates the same tensors; returned pages come
+/// back zero-filled by the kernel, which took 15 % of a transformer's fine-tuning time. The
+/// process keeps its peak footprint instead.
+fn keep_freed_memory() {
+    // SAFETY: sets one allocator option; mimalloc reads options atomically.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // Set before any thread exists.
         std::env::set_var("RAYON_NUM_THREADS", DEFAULT_KERNEL_THREADS);

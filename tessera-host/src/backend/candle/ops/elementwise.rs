@@ -2,17 +2,14 @@
 
 use candle_core::{DType, Tensor};
 
+use super::broadcast::{rows_broadcast, BroadcastOp};
 use super::{input, Node};
 use crate::backend::candle::node::{int_values, NodeResult};
 use crate::Result;
 
-fn binary(
-    node: &Node<'_>,
-    inputs: &[Option<Tensor>],
-    op: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
-) -> Result<Vec<Tensor>> {
+fn binary(node: &Node<'_>, inputs: &[Option<Tensor>], op: BroadcastOp) -> Result<Vec<Tensor>> {
     let (a, b) = (input(node, inputs, 0)?, input(node, inputs, 1)?);
-    Ok(vec![op(a, b).at(node)?])
+    Ok(vec![rows_broadcast(a, b, op).at(node)?])
 }
 
 fn unary(

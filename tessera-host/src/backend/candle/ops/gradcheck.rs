@@ -765,6 +765,11 @@ fn matmul_batched_broadcast() {
         .dims(&[2, 3, 5])
         .run();
     Check::new("MatMul")
+        .uniform(&[2, 2, 3, 4], -1.0, 1.0)
+        .uniform(&[4, 5], -1.0, 1.0)
+        .dims(&[2, 2, 3, 5])
+        .run();
+    Check::new("MatMul")
         .uniform(&[3, 4], -1.0, 1.0)
         .uniform(&[2, 4, 5], -1.0, 1.0)
         .dims(&[2, 3, 5])

@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 
+use super::broadcast::rows_broadcast;
 use super::{input, optional, Node};
 use crate::backend::candle::node::NodeResult;
 use crate::Result;
@@ -12,6 +13,19 @@ pub fn matmul(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>>
     let product = match (a.rank(), b.rank()) {
         (1, _) | (_, 1) => {
             return Err(node.error("one-dimensional MatMul operands are not supported"))
+        }
+        (rank, 2) if rank > 2 => {
+            // Rows of every batch element times one matrix: a single product. Broadcasting
+            // the matrix instead would make its gradient one product per batch element, summed
+            // afterwards, which costs more than the forward pass.
+            let dims = a.dims();
+            let (batch, features) = dims.split_at(rank - 1);
+            let rows = a
+                .reshape((batch.iter().product::<usize>(), features[0]))
+                .at(node)?;
+            let mut shape = batch.to_vec();
+            shape.push(b.dim(1).at(node)?);
+            rows.matmul(b).and_then(|y| y.reshape(shape)).at(node)?
         }
         _ => a.broadcast_matmul(b).at(node)?,
     };
@@ -40,7 +54,7 @@ pub fn gemm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
         } else {
             c.affine(beta, 0.0).at(node)?
         };
-        y = y.broadcast_add(&c).at(node)?;
+        y = rows_broadcast(&y, &c, Tensor::broadcast_add).at(node)?;
     }
     Ok(vec![y])
 }

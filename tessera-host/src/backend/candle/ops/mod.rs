@@ -2,8 +2,10 @@
 //! operator names to them. Every operator is written with differentiable candle operations, so
 //! gradients flow through it; integer (shape) arithmetic needs none.
 
+mod broadcast;
 mod convolution;
 mod elementwise;
+mod fused_layer_norm;
 #[cfg(test)]
 mod gradcheck;
 mod linalg;

@@ -2,36 +2,31 @@
 
 use candle_core::{DType, Tensor};
 
+use super::fused_layer_norm::layer_norm;
 use super::{input, optional, Node};
 use crate::backend::candle::node::{axis, NodeResult};
 use crate::Result;
 
-/// `LayerNormalization` over the axes from `axis` to the last, with scale and optional bias.
+/// `LayerNormalization` over the axes from `axis` to the last, with scale and optional bias
+/// (each broadcast to the normalised axes).
 pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let x = input(node, inputs, 0)?;
-    let scale = input(node, inputs, 1)?;
     let first = axis(node.int("axis").unwrap_or(-1), x.rank(), node)?;
     let epsilon = f64::from(node.float("epsilon").unwrap_or(1e-5));
-    let axes: Vec<usize> = (first..x.rank()).collect();
-    let mean = x.mean_keepdim(axes.as_slice()).at(node)?;
-    let centred = x.broadcast_sub(&mean).at(node)?;
-    let variance = centred
-        .sqr()
-        .and_then(|v| v.mean_keepdim(axes.as_slice()))
-        .at(node)?;
-    let normalised = centred
-        .broadcast_div(
-            &variance
-                .affine(1.0, epsilon)
-                .and_then(|v| v.sqrt())
-                .at(node)?,
-        )
-        .at(node)?;
-    let mut y = normalised.broadcast_mul(scale).at(node)?;
-    if let Some(bias) = optional(inputs, 2) {
-        y = y.broadcast_add(bias).at(node)?;
-    }
-    Ok(vec![y])
+    let normalised_dims = &x.dims()[first..];
+    let width: usize = normalised_dims.iter().product();
+    let per_feature = |value: &Tensor| {
+        value
+            .broadcast_as(normalised_dims)
+            .and_then(|value| value.flatten_all())
+            .at(node)
+    };
+    let scale = per_feature(input(node, inputs, 1)?)?;
+    let bias = match optional(inputs, 2) {
+        Some(bias) => per_feature(bias)?,
+        None => scale.zeros_like().at(node)?,
+    };
+    Ok(vec![layer_norm(x, &scale, &bias, width, epsilon).at(node)?])
 }
 
 /// `BatchNormalization` at inference: running mean and variance, per channel (axis 1).

@@ -3,6 +3,7 @@
 
 use candle_core::{Tensor, D};
 
+use super::broadcast::rows_broadcast;
 use super::elementwise::logistic;
 use super::{input, optional, Node};
 use crate::backend::candle::node::{int_values, NodeResult};
@@ -118,7 +119,7 @@ fn gate(all: &Tensor, index: usize, hidden: usize) -> candle_core::Result<Tensor
 
 fn add_optional(x: Tensor, bias: &Option<Tensor>) -> candle_core::Result<Tensor> {
     match bias {
-        Some(bias) => x.broadcast_add(bias),
+        Some(bias) => rows_broadcast(&x, bias, Tensor::broadcast_add),
         None => Ok(x),
     }
 }

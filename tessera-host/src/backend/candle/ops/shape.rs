@@ -192,6 +192,13 @@ pub fn gather(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>>
         .iter()
         .map(|&i| if i < 0 { i + len } else { i })
         .collect();
+    if let ([], [index]) = (indices.dims(), fixed.as_slice()) {
+        // One position: a view of the data, no copy (attention splits its fused projection so).
+        return Ok(vec![data
+            .narrow(a, *index as usize, 1)
+            .and_then(|row| row.squeeze(a))
+            .at(node)?]);
+    }
     let positions = dims_tensor(fixed, data, node)?;
     let picked = data
         .contiguous()
