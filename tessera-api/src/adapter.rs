@@ -96,27 +96,17 @@ pub struct AdapterPlan {
 }
 
 impl AdapterPlan {
-    /// A plan that lets fine-tuning change every floating-point initializer of `graph` except
-    /// its embedding tables (initializers read by `Gather`), the choice the bundled adapters
-    /// make. Build the struct directly for any other choice.
-    pub fn freezing_embeddings(
-        graph: &GraphSummary,
-        family: impl Into<String>,
-        score: f32,
-        width: u64,
-        taps: Vec<TapPoint>,
-    ) -> Self {
+    /// A plan that lets fine-tuning change every floating-point initializer, embedding tables
+    /// included: the choice the bundled adapters make. Build the struct directly to restrict
+    /// it with `trainable` or `frozen`.
+    pub fn new(family: impl Into<String>, score: f32, width: u64, taps: Vec<TapPoint>) -> Self {
         Self {
             score,
             family: family.into(),
             width,
             taps,
             trainable: Vec::new(),
-            frozen: graph
-                .gathered_tables()
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            frozen: Vec::new(),
         }
     }
 }

@@ -40,8 +40,7 @@ impl ArchitectureAdapter for Conv1dAdapter {
                 .collect()
         };
         let width = weights.last().map_or(0, |dims| dims[0]);
-        Ok(Some(AdapterPlan::freezing_embeddings(
-            graph,
+        Ok(Some(AdapterPlan::new(
             "conv1d",
             0.9,
             width,

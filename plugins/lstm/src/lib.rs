@@ -31,8 +31,7 @@ impl ArchitectureAdapter for RecurrentAdapter {
             Some("bidirectional") => 2,
             _ => 1,
         };
-        Ok(Some(AdapterPlan::freezing_embeddings(
-            graph,
+        Ok(Some(AdapterPlan::new(
             "lstm",
             0.9,
             hidden as u64 * directions,

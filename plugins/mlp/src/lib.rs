@@ -52,9 +52,7 @@ impl ArchitectureAdapter for MlpAdapter {
         let Some(width) = graph.classifier_input_width() else {
             return Err("no classifier head (final Gemm/MatMul with stored weights) to read the model width from".into());
         };
-        Ok(Some(AdapterPlan::freezing_embeddings(
-            graph, "mlp", 0.8, width, taps,
-        )))
+        Ok(Some(AdapterPlan::new("mlp", 0.8, width, taps)))
     }
 }
 

@@ -55,15 +55,9 @@ impl ArchitectureAdapter for LayerNormAdapter {
             .map(|(tap, _)| tap)
             .collect();
 
-        // Fine-tuning may change every floating-point initializer except embedding tables;
-        // build the `AdapterPlan` struct directly to choose `trainable` / `frozen` yourself.
-        Ok(Some(AdapterPlan::freezing_embeddings(
-            graph,
-            "layernorm",
-            SCORE,
-            width,
-            taps,
-        )))
+        // Fine-tuning may change every floating-point initializer; build the `AdapterPlan`
+        // struct directly to choose `trainable` / `frozen` yourself.
+        Ok(Some(AdapterPlan::new("layernorm", SCORE, width, taps)))
     }
 }
 

@@ -54,13 +54,7 @@ impl ArchitectureAdapter for TransformerAdapter {
         let Some(width) = graph.classifier_input_width() else {
             return Err("no classifier head (final Gemm/MatMul with stored weights) to read the model width from".into());
         };
-        Ok(Some(AdapterPlan::freezing_embeddings(
-            graph,
-            "transformer",
-            0.9,
-            width,
-            taps,
-        )))
+        Ok(Some(AdapterPlan::new("transformer", 0.9, width, taps)))
     }
 }
 

@@ -13,6 +13,7 @@ use tessera_host::transfer::TransferOptions;
 use super::output::{print_json, print_text};
 use super::progress::spinner;
 use super::registry;
+use super::schedule_args::ScheduleArgs;
 
 /// Arguments of `tessera bench`.
 #[derive(Debug, clap::Args)]
@@ -75,6 +76,9 @@ struct CrossArchArgs {
     /// Seed of every transfer.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+
+    #[command(flatten)]
+    schedule: ScheduleArgs,
 
     /// Folder the report is written to (results.json, report.html, PNG charts).
     #[arg(long, default_value = "cross-arch-report")]
@@ -201,6 +205,7 @@ fn run_cross_arch(
         seed: args.seed,
         ..TransferOptions::default()
     };
+    args.schedule.apply(&mut transfer);
     transfer.hub.dim = args.hub_dim;
     transfer.hub.seed = args.seed;
     let options = CrossArchOptions {

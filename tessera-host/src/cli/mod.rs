@@ -10,6 +10,7 @@ mod plugins;
 mod progress;
 mod read_args;
 mod release;
+mod schedule_args;
 mod token_args;
 mod train;
 mod transfer;

@@ -20,6 +20,7 @@ use tessera_host::zoo::Zoo;
 use super::output::{field, print_json, print_text};
 use super::progress::progress_bar;
 use super::registry;
+use super::schedule_args::ScheduleArgs;
 use super::token_args::TokenArgs;
 
 /// The demo pair run when no models are named: zoo ids of the transmitter and the receiver.
@@ -84,25 +85,8 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
 
-    /// Fine-tuning epochs.
-    #[arg(long, default_value_t = TransferOptions::default().epochs)]
-    epochs: usize,
-
-    /// Hub training epochs.
-    #[arg(long, default_value_t = TransferOptions::default().hub.epochs)]
-    hub_epochs: usize,
-
-    /// Fine-tuning batch size.
-    #[arg(long, default_value_t = TransferOptions::default().batch_size)]
-    batch_size: usize,
-
-    /// Fine-tuning learning rate (Adam).
-    #[arg(long, default_value_t = TransferOptions::default().learning_rate)]
-    learning_rate: f64,
-
-    /// Decay the learning rate to zero along a cosine instead of keeping it constant.
-    #[arg(long)]
-    cosine_decay: bool,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
 
     /// The objective's terms.
     #[arg(long, value_enum, default_value_t = ObjectiveChoice::Full)]
@@ -238,10 +222,6 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
             ObjectiveChoice::HubOnly => Objective::HUB_ONLY,
         },
         augmentation: args.augmentation,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.learning_rate,
-        cosine_decay: args.cosine_decay,
         executor: ExecutorOptions {
             backend: args.backend,
             device: args.device,
@@ -249,7 +229,7 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         },
         ..TransferOptions::default()
     };
-    options.hub.epochs = args.hub_epochs;
+    args.schedule.apply(&mut options);
     let transfer = ModeATransfer::with_plans(
         Participant {
             model: &transmitter,

@@ -67,8 +67,7 @@ impl ArchitectureAdapter for FallbackAdapter {
         let Some(width) = taps.last().map(|(_, width)| *width) else {
             return Ok(None);
         };
-        Ok(Some(AdapterPlan::freezing_embeddings(
-            graph,
+        Ok(Some(AdapterPlan::new(
             "unknown",
             FALLBACK_SCORE,
             width,

@@ -43,7 +43,7 @@ use crate::backend::candle::{Optimizer, OptimizerKind, OptimizerOptions, Schedul
 use crate::capture::{CaptureOptions, Capturer};
 use crate::dataset::Dataset;
 use crate::onnx::OnnxModel;
-use crate::plugin::PluginRegistry;
+use crate::plugin::{summarise, PluginRegistry};
 use crate::pooling::{pool, pool_trainable};
 use crate::tensor::Tensor;
 use crate::uhs::{self, Hub};
@@ -58,7 +58,7 @@ pub use report::{ModelSummary, Timings, TransferReport};
 use objective::Targets;
 
 /// Samples per batch when running a model only to observe it.
-const OBSERVE_BATCH: usize = 256;
+const OBSERVE_BATCH: usize = 64;
 
 /// The phases a transfer goes through, for progress reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,6 +445,7 @@ impl<'m> ModeATransfer<'m> {
             epochs: options.epochs,
             batch_size: options.batch_size,
             learning_rate: options.learning_rate,
+            embedding_rate_scale: options.embedding_rate_scale,
             cosine_decay: options.cosine_decay,
             steps,
             seed: options.seed,
@@ -489,6 +490,12 @@ impl<'m> ModeATransfer<'m> {
             return Err(Error::Shape(
                 "fine-tuning needs at least one epoch and a batch size of at least 1".into(),
             ));
+        }
+        let scale = self.options.embedding_rate_scale;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(Error::Shape(format!(
+                "the embedding learning-rate scale must be a positive number, not {scale}"
+            )));
         }
         if self.options.objective.output_weight <= 0.0 && self.options.objective.hub_weight <= 0.0 {
             return Err(Error::Shape(
@@ -544,14 +551,25 @@ impl<'m> ModeATransfer<'m> {
     ) -> Result<usize> {
         let options = &self.options;
         let objective = &options.objective;
-        let mut variables: Vec<_> = receiver
+        let embeddings = summarise(self.receiver.model);
+        let embeddings = embeddings.gathered_tables();
+        let (mut variables, mut rate_scales): (Vec<_>, Vec<_>) = receiver
             .graph
             .variables()
             .iter()
-            .map(|(_, var)| var.clone())
-            .collect();
+            .map(|(name, var)| {
+                let scale = if embeddings.contains(&name.as_str()) {
+                    options.embedding_rate_scale
+                } else {
+                    1.0
+                };
+                (var.clone(), scale)
+            })
+            .unzip();
         if objective.hub_weight > 0.0 {
-            variables.extend(hub.receiver.encoder_variables());
+            let encoder = hub.receiver.encoder_variables();
+            rate_scales.extend(std::iter::repeat_n(1.0, encoder.len()));
+            variables.extend(encoder);
         }
         let rows = train.len();
         let total = options.epochs * rows.div_ceil(options.batch_size);
@@ -567,7 +585,8 @@ impl<'m> ModeATransfer<'m> {
                 },
                 clip_norm: None,
             },
-        );
+        )
+        .with_rate_scales(rate_scales)?;
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x7e55_e2a0);
         let mut order: Vec<usize> = (0..rows).collect();
         let mut steps = 0;

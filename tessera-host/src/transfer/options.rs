@@ -53,6 +53,12 @@ pub struct TransferOptions {
     pub batch_size: usize,
     /// Adam's learning rate for the receiver's weights and its hub encoder.
     pub learning_rate: f64,
+    /// Multiplier of the learning rate for the receiver's embedding tables (initializers read
+    /// by `Gather`). Adam moves every weight by about the rate per step whatever its size;
+    /// embedding rows start near unit scale, dense weights near 1/√fan-in, so at one rate the
+    /// embeddings barely move and a receiver that cannot re-shape its token features (an MLP
+    /// over flattened embeddings) cannot follow the transmitter.
+    pub embedding_rate_scale: f64,
     /// Decay the learning rate to zero over the fine-tuning steps along a cosine (otherwise
     /// it stays constant).
     pub cosine_decay: bool,
@@ -72,6 +78,7 @@ impl Default for TransferOptions {
             epochs: 20,
             batch_size: 64,
             learning_rate: 3e-3,
+            embedding_rate_scale: 30.0,
             cosine_decay: false,
             seed: 0,
             executor: ExecutorOptions::default(),

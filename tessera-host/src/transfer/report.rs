@@ -73,6 +73,8 @@ pub struct TransferReport {
     pub batch_size: usize,
     /// Fine-tuning learning rate (the peak, with cosine decay).
     pub learning_rate: f64,
+    /// Multiplier of the learning rate for the receiver's embedding tables.
+    pub embedding_rate_scale: f64,
     /// Whether the learning rate decayed along a cosine.
     pub cosine_decay: bool,
     /// Fine-tuning steps taken.

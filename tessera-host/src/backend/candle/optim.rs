@@ -79,6 +79,7 @@ pub struct StepReport {
 pub struct Optimizer {
     options: OptimizerOptions,
     variables: Vec<Var>,
+    rate_scales: Vec<f64>,
     first: Vec<Option<Tensor>>,
     second: Vec<Option<Tensor>>,
     steps: usize,
@@ -95,10 +96,34 @@ impl Optimizer {
         Self {
             options,
             variables,
+            rate_scales: vec![1.0; count],
             first: vec![None; count],
             second: vec![None; count],
             steps: 0,
         }
+    }
+
+    /// Multiplies each variable's learning rate by its entry of `scales`, given in the order of
+    /// the variables passed to [`new`](Self::new): a table whose rows move only when their
+    /// index is read (an embedding) may need a larger rate than the dense weights.
+    pub fn with_rate_scales(mut self, scales: Vec<f64>) -> Result<Self> {
+        if scales.len() != self.variables.len() {
+            return Err(Error::Shape(format!(
+                "{} learning-rate scales for {} variables",
+                scales.len(),
+                self.variables.len()
+            )));
+        }
+        if let Some(bad) = scales
+            .iter()
+            .find(|scale| !(scale.is_finite() && **scale > 0.0))
+        {
+            return Err(Error::Shape(format!(
+                "a learning-rate scale must be a positive number, not {bad}"
+            )));
+        }
+        self.rate_scales = scales;
+        Ok(self)
     }
 
     /// The learning rate of the next step.
@@ -153,6 +178,7 @@ impl Optimizer {
             // step; the optimiser's state must not keep them alive from step to step.
             let grad = grad.detach();
             let var = &self.variables[index];
+            let learning_rate = learning_rate * self.rate_scales[index];
             let grad = if scale == 1.0 {
                 grad
             } else {
@@ -279,6 +305,39 @@ mod tests {
         // Bias-corrected Adam's first step is lr · g / (|g| + ε) ≈ lr in the gradient's sign.
         let x = minimise(options(OptimizerKind::ADAM, 0.01), 1);
         assert!((x - 0.01).abs() < 1e-6, "{x}");
+    }
+
+    #[test]
+    fn each_variable_moves_by_its_scaled_rate() {
+        let zeros = || {
+            Var::from_tensor(&Tensor::zeros(2, candle_core::DType::F32, &Device::Cpu).unwrap())
+                .unwrap()
+        };
+        let (dense, table) = (zeros(), zeros());
+        let mut optimizer = Optimizer::new(
+            vec![dense.clone(), table.clone()],
+            options(OptimizerKind::ADAM, 0.01),
+        )
+        .with_rate_scales(vec![1.0, 30.0])
+        .unwrap();
+        let loss = (dense.as_tensor().sum_all().unwrap() + table.as_tensor().sum_all().unwrap())
+            .unwrap()
+            .neg()
+            .unwrap();
+        optimizer.step(&loss.backward().unwrap()).unwrap();
+        let moved = |var: &Var| var.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!((moved(&dense) - 0.01).abs() < 1e-6);
+        assert!((moved(&table) - 0.3).abs() < 1e-5);
+        assert!(
+            Optimizer::new(vec![zeros()], options(OptimizerKind::ADAM, 0.01))
+                .with_rate_scales(vec![1.0, 2.0])
+                .is_err()
+        );
+        assert!(
+            Optimizer::new(vec![zeros()], options(OptimizerKind::ADAM, 0.01))
+                .with_rate_scales(vec![0.0])
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,0 +1,45 @@
+//! The fine-tuning schedule of a Mode A transfer, shared by `tessera transfer` and
+//! `tessera bench cross-arch`.
+
+use tessera_host::transfer::TransferOptions;
+
+/// How long and how fast the hub and the receiver are trained.
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// Fine-tuning epochs.
+    #[arg(long, default_value_t = TransferOptions::default().epochs)]
+    epochs: usize,
+
+    /// Hub training epochs.
+    #[arg(long, default_value_t = TransferOptions::default().hub.epochs)]
+    hub_epochs: usize,
+
+    /// Fine-tuning batch size.
+    #[arg(long, default_value_t = TransferOptions::default().batch_size)]
+    batch_size: usize,
+
+    /// Fine-tuning learning rate (Adam).
+    #[arg(long, default_value_t = TransferOptions::default().learning_rate)]
+    learning_rate: f64,
+
+    /// Multiplier of the learning rate for the receiver's embedding tables (initializers read
+    /// by Gather), whose rows start an order of magnitude larger than dense weights.
+    #[arg(long, default_value_t = TransferOptions::default().embedding_rate_scale)]
+    embedding_rate_scale: f64,
+
+    /// Decay the learning rate to zero along a cosine instead of keeping it constant.
+    #[arg(long)]
+    cosine_decay: bool,
+}
+
+impl ScheduleArgs {
+    /// Writes the schedule into `options`.
+    pub fn apply(&self, options: &mut TransferOptions) {
+        options.epochs = self.epochs;
+        options.hub.epochs = self.hub_epochs;
+        options.batch_size = self.batch_size;
+        options.learning_rate = self.learning_rate;
+        options.embedding_rate_scale = self.embedding_rate_scale;
+        options.cosine_decay = self.cosine_decay;
+    }
+}
