@@ -49,7 +49,7 @@ impl Default for HubOptions {
     fn default() -> Self {
         Self {
             dim: 2048,
-            epochs: 10,
+            epochs: 5,
             batch_size: 256,
             learning_rate: 2e-3,
             temperature: 0.1,

@@ -2,7 +2,7 @@
 //! and clipping of the global gradient norm. Deterministic: no randomness is involved.
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor, Var, WithDType};
 
 use crate::{Error, Result};
 
@@ -80,9 +80,16 @@ pub struct Optimizer {
     options: OptimizerOptions,
     variables: Vec<Var>,
     rate_scales: Vec<f64>,
-    first: Vec<Option<Tensor>>,
-    second: Vec<Option<Tensor>>,
+    moments: Vec<Moments>,
     steps: usize,
+}
+
+/// The optimiser's state for one variable, as plain vectors (empty until its first gradient):
+/// Adam's first and second moments, or SGD's velocity in `first`.
+#[derive(Default)]
+struct Moments {
+    first: Vec<f64>,
+    second: Vec<f64>,
 }
 
 fn failed(error: candle_core::Error) -> Error {
@@ -97,8 +104,7 @@ impl Optimizer {
             options,
             variables,
             rate_scales: vec![1.0; count],
-            first: vec![None; count],
-            second: vec![None; count],
+            moments: (0..count).map(|_| Moments::default()).collect(),
             steps: 0,
         }
     }
@@ -147,18 +153,25 @@ impl Optimizer {
     /// Applies one update from `gradients` (variables without a gradient are left alone).
     pub fn step(&mut self, gradients: &GradStore) -> Result<StepReport> {
         let learning_rate = self.learning_rate();
+        // Gradients carry the backward graph, which references every activation of the step;
+        // only their values are kept.
         let grads: Vec<Option<Tensor>> = self
             .variables
             .iter()
-            .map(|var| gradients.get(var.as_tensor()).cloned())
-            .collect();
+            .map(|var| {
+                gradients
+                    .get(var.as_tensor())
+                    .map(|grad| grad.detach().contiguous())
+                    .transpose()
+            })
+            .collect::<candle_core::Result<_>>()
+            .map_err(failed)?;
         let mut squared = 0.0;
         for grad in grads.iter().flatten() {
-            squared += grad
-                .sqr()
-                .and_then(|g| g.sum_all())
-                .and_then(|s| s.to_scalar::<f32>())
-                .map_err(failed)? as f64;
+            squared += on_cpu(grad, |storage, layout| match storage {
+                CpuStorage::F32(_) => sum_of_squares::<f32>(storage, layout),
+                _ => sum_of_squares::<f64>(storage, layout),
+            })?;
         }
         let gradient_norm = squared.sqrt();
         if !gradient_norm.is_finite() {
@@ -166,92 +179,149 @@ impl Optimizer {
                 "the gradient norm is {gradient_norm}; lower the learning rate or clip gradients"
             )));
         }
-        let scale = match self.options.clip_norm {
+        let gradient_scale = match self.options.clip_norm {
             Some(limit) if gradient_norm > limit => limit / gradient_norm,
             _ => 1.0,
         };
         self.steps += 1;
-        let t = self.steps as i32;
-        for (index, grad) in grads.into_iter().enumerate() {
+        for (index, grad) in grads.iter().enumerate() {
             let Some(grad) = grad else { continue };
-            // Gradients carry the backward graph, which references every activation of the
-            // step; the optimiser's state must not keep them alive from step to step.
-            let grad = grad.detach();
-            let var = &self.variables[index];
-            let learning_rate = learning_rate * self.rate_scales[index];
-            let grad = if scale == 1.0 {
-                grad
-            } else {
-                grad.affine(scale, 0.0).map_err(failed)?
-            };
-            let value = var.as_tensor();
-            let updated = match self.options.kind {
-                OptimizerKind::AdamW {
-                    beta1,
-                    beta2,
-                    epsilon,
-                    weight_decay,
-                } => {
-                    let m = match &self.first[index] {
-                        Some(m) => m
-                            .affine(beta1, 0.0)
-                            .and_then(|m| m.add(&grad.affine(1.0 - beta1, 0.0)?)),
-                        None => grad.affine(1.0 - beta1, 0.0),
-                    }
-                    .map_err(failed)?;
-                    let v = match &self.second[index] {
-                        Some(v) => v
-                            .affine(beta2, 0.0)
-                            .and_then(|v| v.add(&grad.sqr()?.affine(1.0 - beta2, 0.0)?)),
-                        None => grad.sqr().and_then(|g| g.affine(1.0 - beta2, 0.0)),
-                    }
-                    .map_err(failed)?;
-                    let m_hat = m.affine(1.0 / (1.0 - beta1.powi(t)), 0.0).map_err(failed)?;
-                    let v_hat = v.affine(1.0 / (1.0 - beta2.powi(t)), 0.0).map_err(failed)?;
-                    let update = m_hat
-                        .div(
-                            &v_hat
-                                .sqrt()
-                                .and_then(|s| s.affine(1.0, epsilon))
-                                .map_err(failed)?,
-                        )
-                        .map_err(failed)?;
-                    self.first[index] = Some(m.detach());
-                    self.second[index] = Some(v.detach());
-                    value
-                        .affine(1.0 - learning_rate * weight_decay, 0.0)
-                        .and_then(|decayed| decayed.sub(&update.affine(learning_rate, 0.0)?))
-                        .map_err(failed)?
-                }
-                OptimizerKind::Sgd {
-                    momentum,
-                    weight_decay,
-                } => {
-                    let grad = if weight_decay == 0.0 {
-                        grad
-                    } else {
-                        grad.add(&value.affine(weight_decay, 0.0).map_err(failed)?)
-                            .map_err(failed)?
-                    };
-                    let velocity = match &self.first[index] {
-                        Some(velocity) if momentum != 0.0 => velocity
-                            .affine(momentum, 0.0)
-                            .and_then(|v| v.add(&grad))
-                            .map_err(failed)?,
-                        _ => grad,
-                    };
-                    self.first[index] = Some(velocity.detach());
-                    value
-                        .sub(&velocity.affine(learning_rate, 0.0).map_err(failed)?)
-                        .map_err(failed)?
-                }
-            };
-            var.set(&updated.detach()).map_err(failed)?;
+            on_cpu(grad, |gradient, layout| {
+                let update = Update {
+                    kind: self.options.kind,
+                    learning_rate: learning_rate * self.rate_scales[index],
+                    gradient_scale,
+                    step: self.steps as i32,
+                    gradient: (gradient, layout),
+                    moments: std::cell::RefCell::new(&mut self.moments[index]),
+                };
+                self.variables[index].as_tensor().inplace_op1(&update)
+            })?;
         }
         Ok(StepReport {
             learning_rate,
             gradient_norm,
         })
+    }
+}
+
+/// One variable's update, applied to its values in place in a single pass that also advances
+/// its moments (composed of tensor operations it took a dozen passes, each allocating).
+struct Update<'a> {
+    kind: OptimizerKind,
+    learning_rate: f64,
+    gradient_scale: f64,
+    step: i32,
+    gradient: (&'a CpuStorage, &'a Layout),
+    moments: std::cell::RefCell<&'a mut Moments>,
+}
+
+/// Runs `f` on a tensor's values, which must be on the CPU.
+fn on_cpu<R>(
+    tensor: &Tensor,
+    f: impl FnOnce(&CpuStorage, &Layout) -> candle_core::Result<R>,
+) -> Result<R> {
+    let (storage, layout) = tensor.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(storage) => f(storage, layout).map_err(failed),
+        _ => Err(Error::Shape(
+            "the optimiser updates variables on the CPU only".into(),
+        )),
+    }
+}
+
+fn sum_of_squares<T: WithDType>(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<f64> {
+    Ok(contiguous::<T>(storage, layout)?
+        .iter()
+        .map(|value| value.to_f64().powi(2))
+        .sum())
+}
+
+fn contiguous<'s, T: WithDType>(
+    storage: &'s CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'s [T]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or(candle_core::Error::RequiresContiguous { op: "optimiser" })?;
+    Ok(&storage.as_slice::<T>()?[start..end])
+}
+
+impl Update<'_> {
+    fn apply<T: WithDType>(&self, values: &mut [T]) -> candle_core::Result<()> {
+        let gradient = contiguous::<T>(self.gradient.0, self.gradient.1)?;
+        if gradient.len() != values.len() {
+            candle_core::bail!(
+                "a gradient of {} values for a variable of {}",
+                gradient.len(),
+                values.len()
+            );
+        }
+        let mut moments = self.moments.borrow_mut();
+        let Moments { first, second } = &mut **moments;
+        first.resize(values.len(), 0.0);
+        let rate = self.learning_rate;
+        match self.kind {
+            OptimizerKind::AdamW {
+                beta1,
+                beta2,
+                epsilon,
+                weight_decay,
+            } => {
+                second.resize(values.len(), 0.0);
+                let first_correction = 1.0 / (1.0 - beta1.powi(self.step));
+                let second_correction = 1.0 / (1.0 - beta2.powi(self.step));
+                let decay = 1.0 - rate * weight_decay;
+                for (((value, grad), m), v) in values
+                    .iter_mut()
+                    .zip(gradient)
+                    .zip(first.iter_mut())
+                    .zip(second.iter_mut())
+                {
+                    let grad = grad.to_f64() * self.gradient_scale;
+                    *m = beta1 * *m + (1.0 - beta1) * grad;
+                    *v = beta2 * *v + (1.0 - beta2) * grad * grad;
+                    let step =
+                        (*m * first_correction) / ((*v * second_correction).sqrt() + epsilon);
+                    *value = T::from_f64(value.to_f64() * decay - rate * step);
+                }
+            }
+            OptimizerKind::Sgd {
+                momentum,
+                weight_decay,
+            } => {
+                for ((value, grad), velocity) in
+                    values.iter_mut().zip(gradient).zip(first.iter_mut())
+                {
+                    let weight = value.to_f64();
+                    let grad = grad.to_f64() * self.gradient_scale + weight_decay * weight;
+                    *velocity = if momentum != 0.0 && self.step > 1 {
+                        momentum * *velocity + grad
+                    } else {
+                        grad
+                    };
+                    *value = T::from_f64(weight - rate * *velocity);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl InplaceOp1 for Update<'_> {
+    fn name(&self) -> &'static str {
+        "optimiser-update"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or(candle_core::Error::RequiresContiguous { op: "optimiser" })?;
+        match storage {
+            CpuStorage::F32(values) => self.apply(&mut values[start..end]),
+            CpuStorage::F64(values) => self.apply(&mut values[start..end]),
+            _ => candle_core::bail!("the optimiser updates float32 or float64 variables"),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod broadcast;
 mod convolution;
 mod elementwise;
 mod fused_layer_norm;
+mod fused_lstm;
 #[cfg(test)]
 mod gradcheck;
 mod linalg;

@@ -5,6 +5,7 @@ use candle_core::{Tensor, D};
 
 use super::broadcast::rows_broadcast;
 use super::elementwise::logistic;
+use super::fused_lstm::lstm_direction;
 use super::{input, optional, Node};
 use crate::backend::candle::node::{int_values, NodeResult};
 use crate::Result;
@@ -154,40 +155,29 @@ pub fn lstm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let settings = recurrence(node, inputs, 4)?;
     let x = sequence(node, inputs, &settings)?;
     let (steps, batch, _) = x.dims3().at(node)?;
+    if steps == 0 {
+        return Err(node.error("the input sequence has no time steps"));
+    }
     let hidden = settings.hidden;
     let (mut sequences, mut final_h, mut final_c) = (Vec::new(), Vec::new(), Vec::new());
     for direction in 0..settings.directions {
         let (projected, r, input_bias, recurrent_bias) =
             project(node, inputs, &x, direction, 4, hidden)?;
-        let r_t = r.t().at(node)?;
-        let mut h = initial(node, inputs, 5, direction, batch, &settings, &x)?;
-        let mut c = initial(node, inputs, 6, direction, batch, &settings, &x)?;
-        let mut states = vec![None; steps];
-        let order: Vec<usize> = if reversed(node, direction) {
-            (0..steps).rev().collect()
-        } else {
-            (0..steps).collect()
-        };
-        for t in order {
-            let step = (|| {
-                let gates = projected.get(t)?.add(&h.matmul(&r_t)?)?;
-                let gates = add_optional(add_optional(gates, &input_bias)?, &recurrent_bias)?;
-                let i = logistic(&gate(&gates, 0, hidden)?)?;
-                let o = logistic(&gate(&gates, 1, hidden)?)?;
-                let f = logistic(&gate(&gates, 2, hidden)?)?;
-                let candidate = gate(&gates, 3, hidden)?.tanh()?;
-                let c_next = f.mul(&c)?.add(&i.mul(&candidate)?)?;
-                let h_next = o.mul(&c_next.tanh()?)?;
-                Ok::<_, candle_core::Error>((h_next, c_next))
-            })()
+        let gate_inputs = add_optional(
+            add_optional(projected, &input_bias).at(node)?,
+            &recurrent_bias,
+        )
+        .at(node)?;
+        let h = initial(node, inputs, 5, direction, batch, &settings, &x)?;
+        let c = initial(node, inputs, 6, direction, batch, &settings, &x)?;
+        let reverse = reversed(node, direction);
+        let states = Tensor::stack(&[h, c], 0)
+            .and_then(|initial| lstm_direction(&gate_inputs, &r, &initial, reverse))
             .at(node)?;
-            (h, c) = step;
-            states[t] = Some(h.clone());
-        }
-        let ordered: Vec<Tensor> = states.into_iter().flatten().collect();
-        sequences.push(Tensor::stack(&ordered, 0).at(node)?);
-        final_h.push(h);
-        final_c.push(c);
+        let last = states.get(if reverse { 0 } else { steps - 1 }).at(node)?;
+        sequences.push(states.narrow(2, 0, hidden).at(node)?);
+        final_h.push(last.narrow(1, 0, hidden).at(node)?);
+        final_c.push(last.narrow(1, hidden, hidden).at(node)?);
     }
     outputs(node, &settings, sequences, vec![final_h, final_c])
 }
