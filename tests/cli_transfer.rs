@@ -8,6 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use tessera_host::backend::candle::{Trainable, TrainableGraph};
 use tessera_host::backend::tract::TractExecutor;
 use tessera_host::backend::Executor;
 use tessera_host::dataset::Dataset;
@@ -341,4 +342,66 @@ fn the_builder_transfers_between_dynamo_exports_with_external_weights() {
         (agreement - reported).abs() <= 2.0 / validation.len() as f64,
         "tract {agreement}, reported {reported}"
     );
+}
+
+/// The largest absolute change of each named initializer from `original` to `tuned`.
+fn largest_changes(original: &OnnxModel, tuned: &OnnxModel, names: &[&str]) -> Vec<f32> {
+    let values = |model: &OnnxModel, name: &str| -> Vec<f32> {
+        let graph = TrainableGraph::new(model, &Trainable::All, candle_core::Device::Cpu).unwrap();
+        let (_, var) = graph
+            .variables()
+            .iter()
+            .find(|(variable, _)| variable == name)
+            .unwrap_or_else(|| panic!("{name} is not an initializer"));
+        var.as_tensor().flatten_all().unwrap().to_vec1().unwrap()
+    };
+    names
+        .iter()
+        .map(|name| {
+            values(original, name)
+                .iter()
+                .zip(values(tuned, name))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max)
+        })
+        .collect()
+}
+
+#[test]
+fn receivers_learn_their_embeddings_at_the_scaled_rate() {
+    let transmitter = model("toy/conv_64d_2L.tx.torchscript");
+    let receiver = model("toy/mlp_128d_4L.rx.torchscript");
+    let original = OnnxModel::load(&zoo_file(&receiver.onnx)).unwrap();
+    let changes = |scale: &str| {
+        let folder = tempfile::tempdir().unwrap();
+        let (output, _, tuned) = transfer(
+            &transmitter,
+            &receiver,
+            folder.path(),
+            &["--epochs", "1", "--embedding-rate-scale", scale],
+        );
+        assert_eq!(
+            succeeded(&output)["report"]["embedding_rate_scale"].as_f64(),
+            scale.parse().ok()
+        );
+        let tuned = OnnxModel::load(&tuned).unwrap();
+        largest_changes(&original, &tuned, &["stem.weight", "head.weight"])
+    };
+    let (plain, scaled) = (changes("1"), changes("30"));
+    // Adam moves a weight by about the learning rate per step: the embedding moves about 30
+    // times as far with the scale, the dense head about as far either way.
+    assert!(plain[0] > 0.0, "the embedding did not learn: {plain:?}");
+    assert!(scaled[0] > 10.0 * plain[0], "{plain:?} vs {scaled:?}");
+    assert!(scaled[1] < 3.0 * plain[1], "{plain:?} vs {scaled:?}");
+
+    let folder = tempfile::tempdir().unwrap();
+    let (output, token, tuned) = transfer(
+        &transmitter,
+        &receiver,
+        folder.path(),
+        &["--embedding-rate-scale", "0"],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("embedding learning-rate scale"));
+    assert!(!token.exists() && !tuned.exists());
 }

@@ -551,8 +551,8 @@ impl<'m> ModeATransfer<'m> {
     ) -> Result<usize> {
         let options = &self.options;
         let objective = &options.objective;
-        let embeddings = summarise(self.receiver.model);
-        let embeddings = embeddings.gathered_tables();
+        let receiver_graph = summarise(self.receiver.model);
+        let embeddings = receiver_graph.gathered_tables();
         let (mut variables, mut rate_scales): (Vec<_>, Vec<_>) = receiver
             .graph
             .variables()
