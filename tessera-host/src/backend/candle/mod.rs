@@ -9,6 +9,7 @@
 mod node;
 mod ops;
 mod optim;
+mod storage;
 
 use std::collections::{HashMap, HashSet};
 

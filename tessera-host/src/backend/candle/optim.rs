@@ -4,6 +4,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor, Var, WithDType};
 
+use super::storage::{self, span};
 use crate::{Error, Result};
 
 /// The update rule.
@@ -231,25 +232,15 @@ fn on_cpu<R>(
 }
 
 fn sum_of_squares<T: WithDType>(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<f64> {
-    Ok(contiguous::<T>(storage, layout)?
+    Ok(storage::values::<T>((storage, layout), "optimiser")?
         .iter()
         .map(|value| value.to_f64().powi(2))
         .sum())
 }
 
-fn contiguous<'s, T: WithDType>(
-    storage: &'s CpuStorage,
-    layout: &Layout,
-) -> candle_core::Result<&'s [T]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or(candle_core::Error::RequiresContiguous { op: "optimiser" })?;
-    Ok(&storage.as_slice::<T>()?[start..end])
-}
-
 impl Update<'_> {
     fn apply<T: WithDType>(&self, values: &mut [T]) -> candle_core::Result<()> {
-        let gradient = contiguous::<T>(self.gradient.0, self.gradient.1)?;
+        let gradient = storage::values::<T>(self.gradient, "optimiser")?;
         if gradient.len() != values.len() {
             candle_core::bail!(
                 "a gradient of {} values for a variable of {}",
@@ -314,9 +305,7 @@ impl InplaceOp1 for Update<'_> {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or(candle_core::Error::RequiresContiguous { op: "optimiser" })?;
+        let (start, end) = span(layout, "optimiser")?;
         match storage {
             CpuStorage::F32(values) => self.apply(&mut values[start..end]),
             CpuStorage::F64(values) => self.apply(&mut values[start..end]),

@@ -4,6 +4,8 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 
+use crate::backend::candle::storage::{run_kernel3, Kernel3, Real};
+
 /// Normalises each row of `width` trailing elements of `x` to zero mean and unit variance,
 /// then scales by `scale` and shifts by `bias` (both `[width]`).
 pub fn layer_norm(
@@ -29,16 +31,6 @@ struct LayerNorm {
 /// The gradient of [`LayerNorm`]: from `x`, `scale` and the output's gradient, the gradients of
 /// `x`, `scale` and `bias` packed one after the other in a flat tensor.
 struct LayerNormGradient(LayerNorm);
-
-fn contiguous<'s, T: WithDType>(
-    storage: &'s CpuStorage,
-    layout: &Layout,
-) -> candle_core::Result<&'s [T]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or(candle_core::Error::RequiresContiguous { op: "layer-norm" })?;
-    Ok(&storage.as_slice::<T>()?[start..end])
-}
 
 /// Mean and 1/√(variance + ε) of one row.
 fn moments<T: WithDType>(row: &[T], epsilon: f64) -> (f64, f64) {
@@ -96,6 +88,22 @@ impl LayerNorm {
     }
 }
 
+impl Kernel3 for LayerNorm {
+    const NAME: &'static str = "layer normalisation";
+
+    fn run<T: Real>(&self, x: &[T], scale: &[T], bias: &[T]) -> candle_core::Result<Vec<T>> {
+        Ok(self.forward(x, scale, bias))
+    }
+}
+
+impl Kernel3 for LayerNormGradient {
+    const NAME: &'static str = "layer normalisation";
+
+    fn run<T: Real>(&self, x: &[T], scale: &[T], grad: &[T]) -> candle_core::Result<Vec<T>> {
+        Ok(self.0.backward(x, scale, grad))
+    }
+}
+
 impl CustomOp3 for LayerNorm {
     fn name(&self) -> &'static str {
         "layer-norm"
@@ -110,19 +118,12 @@ impl CustomOp3 for LayerNorm {
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = match x {
-            CpuStorage::F32(_) => CpuStorage::F32(self.forward(
-                contiguous(x, x_layout)?,
-                contiguous(scale, scale_layout)?,
-                contiguous(bias, bias_layout)?,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(self.forward(
-                contiguous(x, x_layout)?,
-                contiguous(scale, scale_layout)?,
-                contiguous(bias, bias_layout)?,
-            )),
-            _ => candle_core::bail!("layer normalisation needs float32 or float64 values"),
-        };
+        let y = run_kernel3(
+            self,
+            (x, x_layout),
+            (scale, scale_layout),
+            (bias, bias_layout),
+        )?;
         Ok((y, x_layout.shape().clone()))
     }
 
@@ -158,19 +159,12 @@ impl CustomOp3 for LayerNormGradient {
         grad: &CpuStorage,
         grad_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let packed = match x {
-            CpuStorage::F32(_) => CpuStorage::F32(self.0.backward(
-                contiguous(x, x_layout)?,
-                contiguous(scale, scale_layout)?,
-                contiguous(grad, grad_layout)?,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(self.0.backward(
-                contiguous(x, x_layout)?,
-                contiguous(scale, scale_layout)?,
-                contiguous(grad, grad_layout)?,
-            )),
-            _ => candle_core::bail!("layer normalisation needs float32 or float64 values"),
-        };
+        let packed = run_kernel3(
+            self,
+            (x, x_layout),
+            (scale, scale_layout),
+            (grad, grad_layout),
+        )?;
         Ok((
             packed,
             Shape::from(x_layout.shape().elem_count() + 2 * self.0.width),

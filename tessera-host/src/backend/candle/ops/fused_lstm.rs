@@ -5,9 +5,10 @@
 //! Here the forward pass keeps each step's gate activations, so the backward pass evaluates no
 //! activation function again.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, LinalgScalar};
-use num_traits::Float;
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+
+use crate::backend::candle::storage::{run_kernel3, Kernel3, Real};
 
 /// Values kept per unit and step: h, c, the gates i, o, f, the candidate, and tanh(c).
 const KEPT: usize = 7;
@@ -23,23 +24,27 @@ pub fn lstm_direction(
     initial: &Tensor,
     reverse: bool,
 ) -> candle_core::Result<Tensor> {
+    let (steps, batch, _) = inputs.dims3()?;
+    let hidden = recurrent.dim(1)?;
     inputs.contiguous()?.apply_op3(
         &recurrent.contiguous()?,
         &initial.contiguous()?,
-        LstmDirection { reverse },
+        LstmDirection {
+            reverse,
+            steps,
+            batch,
+            hidden,
+        },
     )
 }
 
 #[derive(Clone, Copy)]
 struct LstmDirection {
     reverse: bool,
+    steps: usize,
+    batch: usize,
+    hidden: usize,
 }
-
-/// The element types the operation runs in.
-trait Real: Float + LinalgScalar + WithDType {}
-
-impl Real for f32 {}
-impl Real for f64 {}
 
 fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
@@ -164,25 +169,6 @@ impl LstmDirection {
         Ok((d_inputs, d_recurrent, d_initial))
     }
 
-    fn run_forward<T: Real>(
-        &self,
-        inputs: (&CpuStorage, &Layout),
-        recurrent: (&CpuStorage, &Layout),
-        initial: (&CpuStorage, &Layout),
-    ) -> candle_core::Result<(Vec<T>, Shape)> {
-        let (steps, batch, gates) = inputs.1.shape().dims3()?;
-        let (_, hidden) = recurrent.1.shape().dims2()?;
-        let states = self.forward(
-            view3(slice::<T>(inputs)?, (steps, batch, gates))?,
-            view2(slice::<T>(recurrent)?, (gates, hidden))?,
-            view3(slice::<T>(initial)?, (2, batch, hidden))?,
-        );
-        Ok((
-            states.into_raw_vec_and_offset().0,
-            Shape::from((steps, batch, KEPT * hidden)),
-        ))
-    }
-
     fn run_backward<T: Real>(
         &self,
         recurrent: &Tensor,
@@ -190,8 +176,8 @@ impl LstmDirection {
         states: &Tensor,
         gradient: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (steps, batch, kept) = states.dims3()?;
-        let hidden = kept / KEPT;
+        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
+        let kept = KEPT * hidden;
         let values = |tensor: &Tensor| tensor.flatten_all()?.to_vec1::<T>();
         let (r, init) = (values(recurrent)?, values(initial)?);
         let (kept_values, gradient_values) = (values(states)?, values(gradient)?);
@@ -220,22 +206,31 @@ impl LstmDirection {
     }
 }
 
-/// The values of a contiguous storage.
-fn slice<'s, T: WithDType>(
-    (storage, layout): (&'s CpuStorage, &Layout),
-) -> candle_core::Result<&'s [T]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or(candle_core::Error::RequiresContiguous { op: "lstm" })?;
-    Ok(&storage.as_slice::<T>()?[start..end])
-}
-
 fn view3<T>(values: &[T], dims: (usize, usize, usize)) -> candle_core::Result<ArrayView3<'_, T>> {
     ArrayView3::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
 }
 
 fn view2<T>(values: &[T], dims: (usize, usize)) -> candle_core::Result<ArrayView2<'_, T>> {
     ArrayView2::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
+}
+
+impl Kernel3 for LstmDirection {
+    const NAME: &'static str = "an LSTM";
+
+    fn run<T: Real>(
+        &self,
+        inputs: &[T],
+        recurrent: &[T],
+        initial: &[T],
+    ) -> candle_core::Result<Vec<T>> {
+        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
+        let states = self.forward(
+            view3(inputs, (steps, batch, 4 * hidden))?,
+            view2(recurrent, (4 * hidden, hidden))?,
+            view3(initial, (2, batch, hidden))?,
+        );
+        Ok(states.into_raw_vec_and_offset().0)
+    }
 }
 
 impl CustomOp3 for LstmDirection {
@@ -252,24 +247,16 @@ impl CustomOp3 for LstmDirection {
         initial: &CpuStorage,
         initial_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let arguments = (
+        let states = run_kernel3(
+            self,
             (inputs, inputs_layout),
             (recurrent, recurrent_layout),
             (initial, initial_layout),
-        );
-        Ok(match inputs {
-            CpuStorage::F32(_) => {
-                let (values, shape) =
-                    self.run_forward::<f32>(arguments.0, arguments.1, arguments.2)?;
-                (CpuStorage::F32(values), shape)
-            }
-            CpuStorage::F64(_) => {
-                let (values, shape) =
-                    self.run_forward::<f64>(arguments.0, arguments.1, arguments.2)?;
-                (CpuStorage::F64(values), shape)
-            }
-            _ => candle_core::bail!("an LSTM needs float32 or float64 values"),
-        })
+        )?;
+        Ok((
+            states,
+            Shape::from((self.steps, self.batch, KEPT * self.hidden)),
+        ))
     }
 
     fn bwd(
