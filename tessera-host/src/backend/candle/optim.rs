@@ -169,9 +169,9 @@ impl Optimizer {
             .map_err(failed)?;
         let mut squared = 0.0;
         for grad in grads.iter().flatten() {
-            squared += on_cpu(grad, |storage, layout| match storage {
-                CpuStorage::F32(_) => sum_of_squares::<f32>(storage, layout),
-                _ => sum_of_squares::<f64>(storage, layout),
+            squared += on_cpu(grad, |gradient, layout| match gradient {
+                CpuStorage::F32(_) => sum_of_squares::<f32>(gradient, layout),
+                _ => sum_of_squares::<f64>(gradient, layout),
             })?;
         }
         let gradient_norm = squared.sqrt();
@@ -231,8 +231,11 @@ fn on_cpu<R>(
     }
 }
 
-fn sum_of_squares<T: WithDType>(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<f64> {
-    Ok(storage::values::<T>((storage, layout), "optimiser")?
+fn sum_of_squares<T: WithDType>(
+    gradient: &CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<f64> {
+    Ok(storage::values::<T>((gradient, layout), "optimiser")?
         .iter()
         .map(|value| value.to_f64().powi(2))
         .sum())
