@@ -43,7 +43,7 @@ use crate::backend::candle::{Optimizer, OptimizerKind, OptimizerOptions, Schedul
 use crate::capture::{CaptureOptions, Capturer};
 use crate::dataset::Dataset;
 use crate::onnx::OnnxModel;
-use crate::plugin::{summarise, PluginRegistry};
+use crate::plugin::PluginRegistry;
 use crate::pooling::{pool, pool_trainable};
 use crate::tensor::Tensor;
 use crate::uhs::{self, Hub};
@@ -551,14 +551,12 @@ impl<'m> ModeATransfer<'m> {
     ) -> Result<usize> {
         let options = &self.options;
         let objective = &options.objective;
-        let receiver_graph = summarise(self.receiver.model);
-        let embeddings = receiver_graph.gathered_tables();
         let (mut variables, mut rate_scales): (Vec<_>, Vec<_>) = receiver
             .graph
             .variables()
             .iter()
             .map(|(name, var)| {
-                let scale = if embeddings.contains(&name.as_str()) {
+                let scale = if receiver.graph.is_lookup_table(name) {
                     options.embedding_rate_scale
                 } else {
                     1.0

@@ -157,6 +157,14 @@ impl TrainableGraph {
         &self.variables
     }
 
+    /// Whether initializer `name` is a table whose rows are looked up (the data input of a
+    /// `Gather`: token embeddings, position tables).
+    pub fn is_lookup_table(&self, name: &str) -> bool {
+        self.model.graph().node.iter().any(|node| {
+            node.op_type == "Gather" && node.input.first().is_some_and(|input| input == name)
+        })
+    }
+
     /// The device the graph runs on.
     pub fn device(&self) -> &Device {
         &self.device

@@ -1,7 +1,7 @@
 //! Direct access to tensors' CPU storage, for what is written out by hand instead of composed
 //! from candle operations: the fused operators and the optimiser's in-place update.
 
-use candle_core::{CpuStorage, Layout, WithDType};
+use candle_core::{CpuStorage, Layout, Tensor, WithDType};
 use ndarray::LinalgScalar;
 use num_traits::Float;
 
@@ -25,6 +25,11 @@ pub fn values<'s, T: WithDType>(
 ) -> candle_core::Result<&'s [T]> {
     let (start, end) = span(layout, op)?;
     Ok(&storage.as_slice::<T>()?[start..end])
+}
+
+/// A tensor's values in logical order (copied), for gradients computed by hand.
+pub fn tensor_values<T: WithDType>(tensor: &Tensor) -> candle_core::Result<Vec<T>> {
+    tensor.flatten_all()?.to_vec1::<T>()
 }
 
 /// A computation on the values of three tensors of one float type, giving new values.

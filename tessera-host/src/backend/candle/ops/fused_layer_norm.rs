@@ -2,9 +2,9 @@
 //! primitives it takes about ten passes over the activations forward and twenty backward,
 //! each allocating; this takes one forward and one backward.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 
-use crate::backend::candle::storage::{run_kernel3, Kernel3, Real};
+use crate::backend::candle::storage::{run_kernel3, tensor_values, Kernel3, Real};
 
 /// Normalises each row of `width` trailing elements of `x` to zero mean and unit variance,
 /// then scales by `scale` and shifts by `bias` (both `[width]`).
@@ -28,10 +28,6 @@ struct LayerNorm {
     epsilon: f64,
 }
 
-/// The gradient of [`LayerNorm`]: from `x`, `scale` and the output's gradient, the gradients of
-/// `x`, `scale` and `bias` packed one after the other in a flat tensor.
-struct LayerNormGradient(LayerNorm);
-
 /// Mean and 1/√(variance + ε) of one row.
 fn moments<T: WithDType>(row: &[T], epsilon: f64) -> (f64, f64) {
     let count = row.len() as f64;
@@ -52,19 +48,15 @@ impl LayerNorm {
         y
     }
 
-    fn backward<T: WithDType>(&self, x: &[T], scale: &[T], grad: &[T]) -> Vec<T> {
+    /// The gradients of `x`, `scale` and `bias` from the output's gradient `grad`.
+    fn backward<T: WithDType>(&self, x: &[T], scale: &[T], grad: &[T]) -> [Vec<T>; 3] {
         let width = self.width;
-        let mut packed = vec![T::zero(); x.len() + 2 * width];
-        let (dx, parameters) = packed.split_at_mut(x.len());
+        let mut dx = Vec::with_capacity(x.len());
         let mut dscale = vec![0f64; width];
         let mut dbias = vec![0f64; width];
         let mut normalised = vec![0f64; width];
         let mut scaled = vec![0f64; width];
-        for ((row, dy), dx) in x
-            .chunks(width)
-            .zip(grad.chunks(width))
-            .zip(dx.chunks_mut(width))
-        {
+        for (row, dy) in x.chunks(width).zip(grad.chunks(width)) {
             let (mean, inverse) = moments(row, self.epsilon);
             let (mut sum, mut dot) = (0.0, 0.0);
             for i in 0..width {
@@ -77,14 +69,31 @@ impl LayerNorm {
                 dot += scaled[i] * n;
             }
             let (sum, dot) = (sum / width as f64, dot / width as f64);
-            for i in 0..width {
-                dx[i] = T::from_f64(inverse * (scaled[i] - sum - normalised[i] * dot));
-            }
+            dx.extend(
+                (0..width).map(|i| T::from_f64(inverse * (scaled[i] - sum - normalised[i] * dot))),
+            );
         }
-        for (slot, value) in parameters.iter_mut().zip(dscale.iter().chain(&dbias)) {
-            *slot = T::from_f64(*value);
-        }
-        packed
+        let narrow = |values: Vec<f64>| values.into_iter().map(T::from_f64).collect();
+        [dx, narrow(dscale), narrow(dbias)]
+    }
+
+    fn gradients<T: WithDType>(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [dx, dscale, dbias] = self.backward(
+            &tensor_values::<T>(x)?,
+            &tensor_values::<T>(scale)?,
+            &tensor_values::<T>(grad)?,
+        );
+        let device = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), device)?),
+            Some(Tensor::from_vec(dscale, self.width, device)?),
+            Some(Tensor::from_vec(dbias, self.width, device)?),
+        ))
     }
 }
 
@@ -93,14 +102,6 @@ impl Kernel3 for LayerNorm {
 
     fn run<T: Real>(&self, x: &[T], scale: &[T], bias: &[T]) -> candle_core::Result<Vec<T>> {
         Ok(self.forward(x, scale, bias))
-    }
-}
-
-impl Kernel3 for LayerNormGradient {
-    const NAME: &'static str = "layer normalisation";
-
-    fn run<T: Real>(&self, x: &[T], scale: &[T], grad: &[T]) -> candle_core::Result<Vec<T>> {
-        Ok(self.0.backward(x, scale, grad))
     }
 }
 
@@ -135,39 +136,12 @@ impl CustomOp3 for LayerNorm {
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let packed = x.apply_op3_no_bwd(scale, &grad.contiguous()?, &LayerNormGradient(*self))?;
-        let (count, width) = (x.elem_count(), self.width);
-        Ok((
-            Some(packed.narrow(0, 0, count)?.reshape(x.shape())?),
-            Some(packed.narrow(0, count, width)?),
-            Some(packed.narrow(0, count + width, width)?),
-        ))
-    }
-}
-
-impl CustomOp3 for LayerNormGradient {
-    fn name(&self) -> &'static str {
-        "layer-norm-gradient"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        x_layout: &Layout,
-        scale: &CpuStorage,
-        scale_layout: &Layout,
-        grad: &CpuStorage,
-        grad_layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let packed = run_kernel3(
-            self,
-            (x, x_layout),
-            (scale, scale_layout),
-            (grad, grad_layout),
-        )?;
-        Ok((
-            packed,
-            Shape::from(x_layout.shape().elem_count() + 2 * self.0.width),
-        ))
+        match x.dtype() {
+            DType::F32 => self.gradients::<f32>(x, scale, grad),
+            DType::F64 => self.gradients::<f64>(x, scale, grad),
+            other => {
+                candle_core::bail!("layer normalisation needs float32 or float64, not {other:?}")
+            }
+        }
     }
 }

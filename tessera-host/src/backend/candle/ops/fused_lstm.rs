@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
 
-use crate::backend::candle::storage::{run_kernel3, Kernel3, Real};
+use crate::backend::candle::storage::{run_kernel3, tensor_values, Kernel3, Real};
 
 /// Values kept per unit and step: h, c, the gates i, o, f, the candidate, and tanh(c).
 const KEPT: usize = 7;
@@ -178,9 +178,9 @@ impl LstmDirection {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
         let kept = KEPT * hidden;
-        let values = |tensor: &Tensor| tensor.flatten_all()?.to_vec1::<T>();
-        let (r, init) = (values(recurrent)?, values(initial)?);
-        let (kept_values, gradient_values) = (values(states)?, values(gradient)?);
+        let (r, init) = (tensor_values::<T>(recurrent)?, tensor_values::<T>(initial)?);
+        let (kept_values, gradient_values) =
+            (tensor_values::<T>(states)?, tensor_values::<T>(gradient)?);
         let (d_inputs, d_recurrent, d_initial) = self.backward(
             view2(&r, (4 * hidden, hidden))?,
             view3(&init, (2, batch, hidden))?,
