@@ -19,7 +19,12 @@ def make_stem(task: str, d: int) -> nn.Module:
 
 
 class TransformerNet(nn.Module):
-    def __init__(self, stem: nn.Module, d: int, layers: int, seq_len: int, classes: int):
+    """With `positional`, a learned position embedding (ViT-style, initialised N(0, 0.02²)) is
+    added to the stem's output; without it the family is invariant to the order of its
+    sequence, as the predecessor's toy transformer is."""
+
+    def __init__(self, stem: nn.Module, d: int, layers: int, seq_len: int, classes: int,
+                 positional: bool = False):
         super().__init__()
         self.stem = stem
         self.blocks = nn.ModuleList(
@@ -27,9 +32,12 @@ class TransformerNet(nn.Module):
                                        dropout=0.0, activation="gelu", batch_first=True)
             for _ in range(layers))
         self.head = nn.Linear(d, classes)
+        self.position = nn.Parameter(0.02 * torch.randn(1, seq_len, d)) if positional else None
 
     def forward(self, x):
         h = self.stem(x)
+        if self.position is not None:
+            h = h + self.position
         for block in self.blocks:
             h = block(h)
         return self.head(h.mean(dim=1))
@@ -105,4 +113,8 @@ def build_model(task: str, family: str, d: int, layers: int, seed: int) -> nn.Mo
     torch.manual_seed(seed)
     seq_len, classes = (TOY_SEQ_LEN, 2) if task == "toy" else (8, 10)
     stem = make_stem(task, d)
+    if family == "transformer":
+        # The toy transformer is the predecessor's (no position information: its task, the mean
+        # token, ignores order anyway); digits rows must be told apart to read an image.
+        return TransformerNet(stem, d, layers, seq_len, classes, positional=task != "toy")
     return FAMILIES[family](stem, d, layers, seq_len, classes)
