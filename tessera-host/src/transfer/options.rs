@@ -76,7 +76,7 @@ impl Default for TransferOptions {
             objective: Objective::FULL,
             augmentation: Augmentation::Mix,
             epochs: 20,
-            batch_size: 64,
+            batch_size: 32,
             learning_rate: 3e-3,
             embedding_rate_scale: 30.0,
             cosine_decay: false,

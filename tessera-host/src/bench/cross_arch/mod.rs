@@ -31,6 +31,39 @@ pub struct Variant {
     pub objective: Objective,
     /// How inputs are enlarged.
     pub augmentation: Augmentation,
+    /// How the run's fine-tuning schedule is changed.
+    pub schedule: VariantSchedule,
+}
+
+/// How a variant changes the run's fine-tuning schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariantSchedule {
+    /// The run's schedule as given.
+    AsGiven,
+    /// Twice the epochs at twice the batch size, the learning rate decaying along a cosine.
+    /// With fresh inputs every epoch there is no fixed set to over-fit, so more passes keep
+    /// helping; the larger batches and the decay keep the deep Transformer receiver steady.
+    LongerDecayed,
+}
+
+impl Variant {
+    /// The options of one transfer under this variant, from the run's `options`.
+    pub fn options(&self, options: TransferOptions) -> TransferOptions {
+        let options = TransferOptions {
+            objective: self.objective,
+            augmentation: self.augmentation,
+            ..options
+        };
+        match self.schedule {
+            VariantSchedule::AsGiven => options,
+            VariantSchedule::LongerDecayed => TransferOptions {
+                epochs: 2 * options.epochs,
+                batch_size: 2 * options.batch_size,
+                cosine_decay: true,
+                ..options
+            },
+        }
+    }
 }
 
 /// Every variant the benchmark knows, the default first.
@@ -41,12 +74,14 @@ pub fn variants() -> Vec<Variant> {
             description: "the default: output matching + hub alignment, inputs enlarged by mixing",
             objective: Objective::FULL,
             augmentation: Augmentation::Mix,
+            schedule: VariantSchedule::AsGiven,
         },
         Variant {
             name: "output-only",
             description: "ablation: output matching alone (no hub term), inputs enlarged by mixing",
             objective: Objective::OUTPUT_ONLY,
             augmentation: Augmentation::Mix,
+            schedule: VariantSchedule::AsGiven,
         },
         Variant {
             name: "hub-only",
@@ -54,24 +89,29 @@ pub fn variants() -> Vec<Variant> {
                 "ablation: hub alignment alone (no output term), inputs enlarged by mixing",
             objective: Objective::HUB_ONLY,
             augmentation: Augmentation::Mix,
+            schedule: VariantSchedule::AsGiven,
         },
         Variant {
             name: "full-fixed",
             description: "ablation: the full objective on the given inputs only (no mixing)",
             objective: Objective::FULL,
             augmentation: Augmentation::None,
+            schedule: VariantSchedule::AsGiven,
         },
         Variant {
             name: "output-only-fixed",
             description: "plain output matching on the given inputs only (Hinton KD, T=2)",
             objective: Objective::OUTPUT_ONLY,
             augmentation: Augmentation::None,
+            schedule: VariantSchedule::AsGiven,
         },
         Variant {
             name: "sample-domain",
-            description: "the full objective with fresh inputs sampled from the input domain",
+            description: "the full objective with fresh inputs sampled from the input domain, \
+                          for twice the epochs at twice the batch size with cosine decay",
             objective: Objective::FULL,
             augmentation: Augmentation::SampleDomain,
+            schedule: VariantSchedule::LongerDecayed,
         },
     ]
 }
@@ -236,11 +276,7 @@ pub fn run(
                         transmitter.participant(),
                         receiver.participant(),
                     )
-                    .options(TransferOptions {
-                        objective: variant.objective,
-                        augmentation: variant.augmentation,
-                        ..options.transfer
-                    })
+                    .options(variant.options(options.transfer))
                     .execute(&train, &validation)?;
                     let report = &outcome.report;
                     let figure = |value: Option<f64>| value.unwrap_or(f64::NAN);
@@ -341,5 +377,29 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), all.len());
+    }
+
+    #[test]
+    fn variants_set_their_objective_and_only_domain_sampling_changes_the_schedule() {
+        let run = TransferOptions {
+            epochs: 7,
+            batch_size: 16,
+            ..TransferOptions::default()
+        };
+        for variant in variants() {
+            let options = variant.options(run);
+            assert_eq!(options.objective, variant.objective, "{}", variant.name);
+            assert_eq!(
+                options.augmentation, variant.augmentation,
+                "{}",
+                variant.name
+            );
+            let schedule = (options.epochs, options.batch_size, options.cosine_decay);
+            if variant.augmentation == Augmentation::SampleDomain {
+                assert_eq!(schedule, (14, 32, true));
+            } else {
+                assert_eq!(schedule, (7, 16, false), "{}", variant.name);
+            }
+        }
     }
 }
