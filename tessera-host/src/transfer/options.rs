@@ -57,7 +57,9 @@ pub struct TransferOptions {
     /// by `Gather`). Adam moves every weight by about the rate per step whatever its size;
     /// embedding rows start near unit scale, dense weights near 1/√fan-in, so at one rate the
     /// embeddings barely move and a receiver that cannot re-shape its token features (an MLP
-    /// over flattened embeddings) cannot follow the transmitter.
+    /// over flattened embeddings) cannot follow the transmitter. The default, 10, is about
+    /// √fan-in of the zoo's 64–128-wide layers: an embedding row then moves by about the same
+    /// share of its size per step as a dense weight does.
     pub embedding_rate_scale: f64,
     /// Decay the learning rate to zero over the fine-tuning steps along a cosine (otherwise
     /// it stays constant).
@@ -78,7 +80,7 @@ impl Default for TransferOptions {
             epochs: 20,
             batch_size: 32,
             learning_rate: 3e-3,
-            embedding_rate_scale: 30.0,
+            embedding_rate_scale: 10.0,
             cosine_decay: false,
             seed: 0,
             executor: ExecutorOptions::default(),

@@ -40,9 +40,9 @@ pub struct Variant {
 pub enum VariantSchedule {
     /// The run's schedule as given.
     AsGiven,
-    /// Twice the epochs at twice the batch size, the learning rate decaying along a cosine.
-    /// With fresh inputs every epoch there is no fixed set to over-fit, so more passes keep
-    /// helping; the larger batches and the decay keep the deep Transformer receiver steady.
+    /// Three times the epochs at twice the batch size, the learning rate decaying along a
+    /// cosine. With fresh inputs every epoch there is no fixed set to over-fit, so more passes
+    /// keep helping; the larger batches and the decay keep the deep Transformer receiver steady.
     LongerDecayed,
 }
 
@@ -57,7 +57,7 @@ impl Variant {
         match self.schedule {
             VariantSchedule::AsGiven => options,
             VariantSchedule::LongerDecayed => TransferOptions {
-                epochs: 2 * options.epochs,
+                epochs: 3 * options.epochs,
                 batch_size: 2 * options.batch_size,
                 cosine_decay: true,
                 ..options
@@ -108,7 +108,7 @@ pub fn variants() -> Vec<Variant> {
         Variant {
             name: "sample-domain",
             description: "the full objective with fresh inputs sampled from the input domain, \
-                          for twice the epochs at twice the batch size with cosine decay",
+                          for three times the epochs at twice the batch size with cosine decay",
             objective: Objective::FULL,
             augmentation: Augmentation::SampleDomain,
             schedule: VariantSchedule::LongerDecayed,
@@ -396,7 +396,7 @@ mod tests {
             );
             let schedule = (options.epochs, options.batch_size, options.cosine_decay);
             if variant.augmentation == Augmentation::SampleDomain {
-                assert_eq!(schedule, (14, 32, true));
+                assert_eq!(schedule, (21, 32, true));
             } else {
                 assert_eq!(schedule, (7, 16, false), "{}", variant.name);
             }
