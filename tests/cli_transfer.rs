@@ -378,7 +378,14 @@ fn receivers_learn_their_embeddings_at_the_scaled_rate() {
             &transmitter,
             &receiver,
             folder.path(),
-            &["--epochs", "1", "--embedding-rate-scale", scale],
+            &[
+                "--epochs",
+                "1",
+                "--weight-averaging",
+                "0",
+                "--embedding-rate-scale",
+                scale,
+            ],
         );
         assert_eq!(
             succeeded(&output)["report"]["embedding_rate_scale"].as_f64(),
@@ -403,5 +410,53 @@ fn receivers_learn_their_embeddings_at_the_scaled_rate() {
     );
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("embedding learning-rate scale"));
+    assert!(!token.exists() && !tuned.exists());
+}
+
+#[test]
+fn receivers_end_with_their_averaged_weights() {
+    let transmitter = model("toy/conv_64d_2L.tx.torchscript");
+    let receiver = model("toy/mlp_128d_4L.rx.torchscript");
+    let tuned_head = |share: &str| {
+        let folder = tempfile::tempdir().unwrap();
+        let (output, _, tuned) = transfer(
+            &transmitter,
+            &receiver,
+            folder.path(),
+            &["--epochs", "2", "--weight-averaging", share],
+        );
+        let report = &succeeded(&output)["report"];
+        assert_eq!(report["weight_averaging"].as_f64(), share.parse().ok());
+        let tuned = OnnxModel::load(&tuned).unwrap();
+        let graph = TrainableGraph::new(&tuned, &Trainable::All, candle_core::Device::Cpu).unwrap();
+        let (_, head) = graph
+            .variables()
+            .iter()
+            .find(|(name, _)| name == "head.weight")
+            .unwrap()
+            .clone();
+        head.as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let (last, averaged) = (tuned_head("0"), tuned_head("0.1"));
+    let moved = last
+        .iter()
+        .zip(&averaged)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(moved > 0.0, "the averaged receiver equals the last step's");
+
+    let folder = tempfile::tempdir().unwrap();
+    let (output, token, tuned) = transfer(
+        &transmitter,
+        &receiver,
+        folder.path(),
+        &["--weight-averaging", "1.5"],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("weight-averaging horizon"));
     assert!(!token.exists() && !tuned.exists());
 }

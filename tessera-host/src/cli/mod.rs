@@ -58,7 +58,7 @@ enum Command {
     Release(release::Args),
     /// Transfer a trained model's behaviour into a model of another architecture, without
     /// labels (Mode A); writes the tuned receiver and a token.
-    Transfer(transfer::Args),
+    Transfer(Box<transfer::Args>),
     /// Train an ONNX model on labelled data (supervised, cross-entropy) and write it back.
     Train(train::Args),
     /// List the architecture-adapter plugins found, or check one plugin library.

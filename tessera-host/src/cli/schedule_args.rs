@@ -30,6 +30,11 @@ pub struct ScheduleArgs {
     /// Decay the learning rate to zero along a cosine instead of keeping it constant.
     #[arg(long)]
     cosine_decay: bool,
+
+    /// Horizon of the running average of the receiver's weights, as a share of the fine-tuning
+    /// steps; the receiver ends with the average instead of the last step's weights (0: off).
+    #[arg(long, default_value_t = TransferOptions::default().weight_averaging)]
+    weight_averaging: f64,
 }
 
 impl ScheduleArgs {
@@ -41,5 +46,6 @@ impl ScheduleArgs {
         options.learning_rate = self.learning_rate;
         options.embedding_rate_scale = self.embedding_rate_scale;
         options.cosine_decay = self.cosine_decay;
+        options.weight_averaging = self.weight_averaging;
     }
 }

@@ -275,6 +275,17 @@ impl<'p> ReceiverGraph<'p> {
     }
 }
 
+/// The decay per step and the first averaged step of a running weight average whose horizon
+/// is `share` of `total` steps, or `None` when averaging is off. Steps more than five horizons
+/// before the end would weigh under 1 % of the average, so it starts there.
+fn averaging(share: f64, total: usize) -> Option<(f64, usize)> {
+    (share > 0.0).then(|| {
+        let horizon = (share * total as f64).max(1.0);
+        let from_step = total.saturating_sub((5.0 * horizon).ceil() as usize);
+        (1.0 - 1.0 / horizon, from_step)
+    })
+}
+
 fn deepest(observed: &Observed) -> ndarray::ArrayView2<'_, f32> {
     observed.taps[observed.taps.len() - 1].1.view()
 }
@@ -447,6 +458,7 @@ impl<'m> ModeATransfer<'m> {
             learning_rate: options.learning_rate,
             embedding_rate_scale: options.embedding_rate_scale,
             cosine_decay: options.cosine_decay,
+            weight_averaging: options.weight_averaging,
             steps,
             seed: options.seed,
             train_inputs: train.len(),
@@ -490,6 +502,13 @@ impl<'m> ModeATransfer<'m> {
             return Err(Error::Shape(
                 "fine-tuning needs at least one epoch and a batch size of at least 1".into(),
             ));
+        }
+        let share = self.options.weight_averaging;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(Error::Shape(format!(
+                "the weight-averaging horizon is a share of the fine-tuning steps between 0 \
+                 (off) and 1, not {share}"
+            )));
         }
         let scale = self.options.embedding_rate_scale;
         if !(scale.is_finite() && scale > 0.0) {
@@ -571,7 +590,7 @@ impl<'m> ModeATransfer<'m> {
         }
         let rows = train.len();
         let total = options.epochs * rows.div_ceil(options.batch_size);
-        let mut optimizer = Optimizer::new(
+        let optimizer = Optimizer::new(
             variables,
             OptimizerOptions {
                 kind: OptimizerKind::ADAM,
@@ -585,6 +604,10 @@ impl<'m> ModeATransfer<'m> {
             },
         )
         .with_rate_scales(rate_scales)?;
+        let mut optimizer = match averaging(options.weight_averaging, total) {
+            Some((decay, from_step)) => optimizer.with_averaging(decay, from_step)?,
+            None => optimizer,
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x7e55_e2a0);
         let mut order: Vec<usize> = (0..rows).collect();
         let mut steps = 0;
@@ -630,6 +653,23 @@ impl<'m> ModeATransfer<'m> {
                 progress(steps, total);
             }
         }
+        optimizer.use_averages()?;
         Ok(steps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::averaging;
+
+    #[test]
+    fn the_weight_average_spans_the_last_five_horizons() {
+        assert_eq!(averaging(0.0, 860), None);
+        let (decay, from_step) = averaging(0.1, 860).unwrap();
+        assert!((decay - (1.0 - 1.0 / 86.0)).abs() < 1e-12);
+        assert_eq!(from_step, 860 - 430);
+        // A horizon longer than the run averages every step; one shorter than a step, the last.
+        assert_eq!(averaging(1.0, 100).unwrap().1, 0);
+        assert_eq!(averaging(0.001, 100).unwrap(), (0.0, 95));
     }
 }

@@ -64,6 +64,12 @@ pub struct TransferOptions {
     /// Decay the learning rate to zero over the fine-tuning steps along a cosine (otherwise
     /// it stays constant).
     pub cosine_decay: bool,
+    /// Horizon of the running average of the receiver's weights, as a share of the
+    /// fine-tuning steps; the receiver ends with that average instead of the last step's
+    /// weights (0 turns averaging off). At a constant learning rate the last step lands
+    /// somewhere in the noise around the minimum; the average of the last tenth of the steps
+    /// lands nearer it.
+    pub weight_averaging: f64,
     /// Seed of everything random: hub initialisation, batch order, augmentation.
     pub seed: u64,
     /// The executor that runs the transmitter.
@@ -82,6 +88,7 @@ impl Default for TransferOptions {
             learning_rate: 3e-3,
             embedding_rate_scale: 10.0,
             cosine_decay: false,
+            weight_averaging: 0.1,
             seed: 0,
             executor: ExecutorOptions::default(),
         }

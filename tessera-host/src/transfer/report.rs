@@ -77,6 +77,8 @@ pub struct TransferReport {
     pub embedding_rate_scale: f64,
     /// Whether the learning rate decayed along a cosine.
     pub cosine_decay: bool,
+    /// Horizon of the receiver's weight average as a share of the steps (0: off).
+    pub weight_averaging: f64,
     /// Fine-tuning steps taken.
     pub steps: usize,
     /// The seed.

@@ -82,15 +82,26 @@ pub struct Optimizer {
     variables: Vec<Var>,
     rate_scales: Vec<f64>,
     moments: Vec<Moments>,
+    averaging: Option<Averaging>,
     steps: usize,
 }
 
+/// The running average of the variables' values: its decay per step, and the step after
+/// which it starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Averaging {
+    decay: f64,
+    from_step: usize,
+}
+
 /// The optimiser's state for one variable, as plain vectors (empty until its first gradient):
-/// Adam's first and second moments, or SGD's velocity in `first`.
+/// Adam's first and second moments, or SGD's velocity in `first`; with averaging, the running
+/// average of the variable's values after each step.
 #[derive(Default)]
 struct Moments {
     first: Vec<f64>,
     second: Vec<f64>,
+    average: Vec<f64>,
 }
 
 fn failed(error: candle_core::Error) -> Error {
@@ -106,8 +117,47 @@ impl Optimizer {
             variables,
             rate_scales: vec![1.0; count],
             moments: (0..count).map(|_| Moments::default()).collect(),
+            averaging: None,
             steps: 0,
         }
+    }
+
+    /// Keeps an exponential moving average of every variable's values over the steps after
+    /// `from_step`, with `decay` per step (bias-corrected, so it holds only those steps), to be
+    /// put in place by [`use_averages`](Self::use_averages). The average of the last
+    /// ~1/(1−decay) steps lands nearer the minimum than the last, noisy step does (Polyak
+    /// averaging).
+    pub fn with_averaging(mut self, decay: f64, from_step: usize) -> Result<Self> {
+        if !(0.0..1.0).contains(&decay) {
+            return Err(Error::Shape(format!(
+                "the weight-averaging decay must lie in [0, 1), not {decay}"
+            )));
+        }
+        self.averaging = Some(Averaging { decay, from_step });
+        Ok(self)
+    }
+
+    /// Replaces every variable's values by its running average (see
+    /// [`with_averaging`](Self::with_averaging)); variables that never had a gradient, and
+    /// every variable when averaging is off, keep their values.
+    pub fn use_averages(&self) -> Result<()> {
+        let Some(Averaging { decay, from_step }) = self.averaging else {
+            return Ok(());
+        };
+        let averaged_steps = self.steps.saturating_sub(from_step);
+        let correction = 1.0 / (1.0 - decay.powi(averaged_steps as i32));
+        for (variable, moments) in self.variables.iter().zip(&self.moments) {
+            if moments.average.is_empty() {
+                continue;
+            }
+            let tensor = variable.as_tensor();
+            let values: Vec<f64> = moments.average.iter().map(|v| v * correction).collect();
+            let averaged = Tensor::from_vec(values, tensor.shape(), tensor.device())
+                .and_then(|average| average.to_dtype(tensor.dtype()))
+                .map_err(failed)?;
+            variable.set(&averaged).map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// Multiplies each variable's learning rate by its entry of `scales`, given in the order of
@@ -194,6 +244,10 @@ impl Optimizer {
                     gradient_scale,
                     step: self.steps as i32,
                     gradient: (gradient, layout),
+                    averaging: self
+                        .averaging
+                        .filter(|averaging| self.steps > averaging.from_step)
+                        .map(|averaging| averaging.decay),
                     moments: std::cell::RefCell::new(&mut self.moments[index]),
                 };
                 self.variables[index].as_tensor().inplace_op1(&update)
@@ -214,6 +268,8 @@ struct Update<'a> {
     gradient_scale: f64,
     step: i32,
     gradient: (&'a CpuStorage, &'a Layout),
+    /// The decay of the running average, when this step is averaged.
+    averaging: Option<f64>,
     moments: std::cell::RefCell<&'a mut Moments>,
 }
 
@@ -252,7 +308,11 @@ impl Update<'_> {
             );
         }
         let mut moments = self.moments.borrow_mut();
-        let Moments { first, second } = &mut **moments;
+        let Moments {
+            first,
+            second,
+            average,
+        } = &mut **moments;
         first.resize(values.len(), 0.0);
         let rate = self.learning_rate;
         match self.kind {
@@ -296,6 +356,12 @@ impl Update<'_> {
                     };
                     *value = T::from_f64(weight - rate * *velocity);
                 }
+            }
+        }
+        if let Some(decay) = self.averaging {
+            average.resize(values.len(), 0.0);
+            for (mean, value) in average.iter_mut().zip(values.iter()) {
+                *mean = decay * *mean + (1.0 - decay) * value.to_f64();
             }
         }
         Ok(())
@@ -400,6 +466,40 @@ mod tests {
                 .with_rate_scales(vec![0.0])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn averaging_puts_the_mean_of_the_averaged_steps_in_place() {
+        let plain = OptimizerKind::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        let run = |averaging: Option<(f64, usize)>| {
+            let x =
+                Var::from_tensor(&Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap())
+                    .unwrap();
+            let mut optimizer = Optimizer::new(vec![x.clone()], options(plain, 1.0));
+            if let Some((decay, from_step)) = averaging {
+                optimizer = optimizer.with_averaging(decay, from_step).unwrap();
+            }
+            // A constant gradient of −1: after step t the value is t.
+            for _ in 0..4 {
+                let loss = x.as_tensor().sum_all().unwrap().neg().unwrap();
+                optimizer.step(&loss.backward().unwrap()).unwrap();
+            }
+            optimizer.use_averages().unwrap();
+            x.as_tensor().to_vec1::<f32>().unwrap()[0]
+        };
+        assert_eq!(run(None), 4.0);
+        // Decay ½ over steps 3 and 4: (½·3 + 4)·½ / (1 − ¼) = 11/3.
+        assert!((run(Some((0.5, 2))) - 11.0 / 3.0).abs() < 1e-6);
+        // Decay 0 keeps only the last step.
+        assert_eq!(run(Some((0.0, 0))), 4.0);
+        let x = Var::from_tensor(&Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        assert!(Optimizer::new(vec![x], options(plain, 1.0))
+            .with_averaging(1.0, 0)
+            .is_err());
     }
 
     #[test]
