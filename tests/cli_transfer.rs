@@ -67,6 +67,14 @@ fn succeeded(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// Asserts that a transfer failed with `message` in its error and wrote neither output.
+fn refused(output: &std::process::Output, token: &Path, tuned: &Path, message: &str) {
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains(message), "{error}");
+    assert!(!token.exists() && !tuned.exists());
+}
+
 fn logits(model: &OnnxModel, inputs: &Dataset) -> ndarray::Array2<f32> {
     let output = model.outputs()[0].name.clone();
     let mut executor = TractExecutor::new(model, &[output]).unwrap();
@@ -185,17 +193,12 @@ fn bad_input_is_refused_and_nothing_is_written() {
         folder.path(),
         &zoo_file("toy/train_inputs.npy"),
     );
-    assert!(!output.status.success());
-    let message = String::from_utf8_lossy(&output.stderr);
-    assert!(message.contains("train_inputs.npy"), "{message}");
-    assert!(!token.exists() && !tuned.exists());
+    refused(&output, &token, &tuned, "train_inputs.npy");
 
     // No fine-tuning epochs.
     let (output, token, tuned) =
         transfer(&transmitter, &receiver, folder.path(), &["--epochs", "0"]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("at least one epoch"));
-    assert!(!token.exists() && !tuned.exists());
+    refused(&output, &token, &tuned, "at least one epoch");
 
     // Named models need inputs.
     let output = tessera()
@@ -408,16 +411,14 @@ fn receivers_learn_their_embeddings_at_the_scaled_rate() {
         folder.path(),
         &["--embedding-rate-scale", "0"],
     );
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("embedding learning-rate scale"));
-    assert!(!token.exists() && !tuned.exists());
+    refused(&output, &token, &tuned, "embedding learning-rate scale");
 }
 
 #[test]
 fn receivers_end_with_their_averaged_weights() {
     let transmitter = model("toy/conv_64d_2L.tx.torchscript");
     let receiver = model("toy/mlp_128d_4L.rx.torchscript");
-    let tuned_head = |share: &str| {
+    let tuned = |share: &str| {
         let folder = tempfile::tempdir().unwrap();
         let (output, _, tuned) = transfer(
             &transmitter,
@@ -427,26 +428,9 @@ fn receivers_end_with_their_averaged_weights() {
         );
         let report = &succeeded(&output)["report"];
         assert_eq!(report["weight_averaging"].as_f64(), share.parse().ok());
-        let tuned = OnnxModel::load(&tuned).unwrap();
-        let graph = TrainableGraph::new(&tuned, &Trainable::All, candle_core::Device::Cpu).unwrap();
-        let (_, head) = graph
-            .variables()
-            .iter()
-            .find(|(name, _)| name == "head.weight")
-            .unwrap()
-            .clone();
-        head.as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
+        OnnxModel::load(&tuned).unwrap()
     };
-    let (last, averaged) = (tuned_head("0"), tuned_head("0.1"));
-    let moved = last
-        .iter()
-        .zip(&averaged)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let moved = largest_changes(&tuned("0"), &tuned("0.1"), &["head.weight"])[0];
     assert!(moved > 0.0, "the averaged receiver equals the last step's");
 
     let folder = tempfile::tempdir().unwrap();
@@ -456,7 +440,5 @@ fn receivers_end_with_their_averaged_weights() {
         folder.path(),
         &["--weight-averaging", "1.5"],
     );
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("weight-averaging horizon"));
-    assert!(!token.exists() && !tuned.exists());
+    refused(&output, &token, &tuned, "weight-averaging horizon");
 }
