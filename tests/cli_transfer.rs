@@ -75,6 +75,13 @@ fn refused(output: &std::process::Output, token: &Path, tuned: &Path, message: &
     assert!(!token.exists() && !tuned.exists());
 }
 
+/// Asserts that a transfer with the `extra` options is [`refused`] with `message`.
+fn refuses(transmitter: &ZooModel, receiver: &ZooModel, extra: &[&str], message: &str) {
+    let folder = tempfile::tempdir().unwrap();
+    let (output, token, tuned) = transfer(transmitter, receiver, folder.path(), extra);
+    refused(&output, &token, &tuned, message);
+}
+
 fn logits(model: &OnnxModel, inputs: &Dataset) -> ndarray::Array2<f32> {
     let output = model.outputs()[0].name.clone();
     let mut executor = TractExecutor::new(model, &[output]).unwrap();
@@ -196,9 +203,12 @@ fn bad_input_is_refused_and_nothing_is_written() {
     refused(&output, &token, &tuned, "train_inputs.npy");
 
     // No fine-tuning epochs.
-    let (output, token, tuned) =
-        transfer(&transmitter, &receiver, folder.path(), &["--epochs", "0"]);
-    refused(&output, &token, &tuned, "at least one epoch");
+    refuses(
+        &transmitter,
+        &receiver,
+        &["--epochs", "0"],
+        "at least one epoch",
+    );
 
     // Named models need inputs.
     let output = tessera()
@@ -404,14 +414,12 @@ fn receivers_learn_their_embeddings_at_the_scaled_rate() {
     assert!(scaled[0] > 10.0 * plain[0], "{plain:?} vs {scaled:?}");
     assert!(scaled[1] < 3.0 * plain[1], "{plain:?} vs {scaled:?}");
 
-    let folder = tempfile::tempdir().unwrap();
-    let (output, token, tuned) = transfer(
+    refuses(
         &transmitter,
         &receiver,
-        folder.path(),
         &["--embedding-rate-scale", "0"],
+        "embedding learning-rate scale",
     );
-    refused(&output, &token, &tuned, "embedding learning-rate scale");
 }
 
 #[test]
@@ -433,12 +441,10 @@ fn receivers_end_with_their_averaged_weights() {
     let moved = largest_changes(&tuned("0"), &tuned("0.1"), &["head.weight"])[0];
     assert!(moved > 0.0, "the averaged receiver equals the last step's");
 
-    let folder = tempfile::tempdir().unwrap();
-    let (output, token, tuned) = transfer(
+    refuses(
         &transmitter,
         &receiver,
-        folder.path(),
         &["--weight-averaging", "1.5"],
+        "weight-averaging horizon",
     );
-    refused(&output, &token, &tuned, "weight-averaging horizon");
 }
