@@ -96,12 +96,13 @@ struct Averaging {
 
 /// The optimiser's state for one variable, as plain vectors (empty until its first gradient):
 /// Adam's first and second moments, or SGD's velocity in `first`; with averaging, the running
-/// average of the variable's values after each step.
+/// average of the variable's values after each averaged step, and how many steps it holds.
 #[derive(Default)]
 struct Moments {
     first: Vec<f64>,
     second: Vec<f64>,
     average: Vec<f64>,
+    averaged_steps: i32,
 }
 
 fn failed(error: candle_core::Error) -> Error {
@@ -138,18 +139,18 @@ impl Optimizer {
     }
 
     /// Replaces every variable's values by its running average (see
-    /// [`with_averaging`](Self::with_averaging)); variables that never had a gradient, and
-    /// every variable when averaging is off, keep their values.
+    /// [`with_averaging`](Self::with_averaging)) over the averaged steps that updated it;
+    /// variables no averaged step updated, and every variable when averaging is off, keep their
+    /// values.
     pub fn use_averages(&self) -> Result<()> {
-        let Some(Averaging { decay, from_step }) = self.averaging else {
+        let Some(Averaging { decay, .. }) = self.averaging else {
             return Ok(());
         };
-        let averaged_steps = self.steps.saturating_sub(from_step);
-        let correction = 1.0 / (1.0 - decay.powi(averaged_steps as i32));
         for (variable, moments) in self.variables.iter().zip(&self.moments) {
-            if moments.average.is_empty() {
+            if moments.averaged_steps == 0 {
                 continue;
             }
+            let correction = 1.0 / (1.0 - decay.powi(moments.averaged_steps));
             let tensor = variable.as_tensor();
             let values: Vec<f64> = moments.average.iter().map(|v| v * correction).collect();
             let averaged = Tensor::from_vec(values, tensor.shape(), tensor.device())
@@ -312,6 +313,7 @@ impl Update<'_> {
             first,
             second,
             average,
+            averaged_steps,
         } = &mut **moments;
         first.resize(values.len(), 0.0);
         let rate = self.learning_rate;
@@ -363,6 +365,7 @@ impl Update<'_> {
             for (mean, value) in average.iter_mut().zip(values.iter()) {
                 *mean = decay * *mean + (1.0 - decay) * value.to_f64();
             }
+            *averaged_steps += 1;
         }
         Ok(())
     }
@@ -474,30 +477,39 @@ mod tests {
             momentum: 0.0,
             weight_decay: 0.0,
         };
+        let zero = || {
+            Var::from_tensor(&Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap())
+                .unwrap()
+        };
+        // Returns x, which has a gradient of −1 at every step (its value after step t is t),
+        // and y, which has one only at step 3.
         let run = |averaging: Option<(f64, usize)>| {
-            let x =
-                Var::from_tensor(&Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap())
-                    .unwrap();
-            let mut optimizer = Optimizer::new(vec![x.clone()], options(plain, 1.0));
+            let (x, y) = (zero(), zero());
+            let mut optimizer = Optimizer::new(vec![x.clone(), y.clone()], options(plain, 1.0));
             if let Some((decay, from_step)) = averaging {
                 optimizer = optimizer.with_averaging(decay, from_step).unwrap();
             }
-            // A constant gradient of −1: after step t the value is t.
-            for _ in 0..4 {
-                let loss = x.as_tensor().sum_all().unwrap().neg().unwrap();
+            for step in 1..=4 {
+                let mut loss = x.as_tensor().sum_all().unwrap().neg().unwrap();
+                if step == 3 {
+                    loss = (loss - y.as_tensor().sum_all().unwrap()).unwrap();
+                }
                 optimizer.step(&loss.backward().unwrap()).unwrap();
             }
             optimizer.use_averages().unwrap();
-            x.as_tensor().to_vec1::<f32>().unwrap()[0]
+            let value = |var: &Var| var.as_tensor().to_vec1::<f32>().unwrap()[0];
+            (value(&x), value(&y))
         };
-        assert_eq!(run(None), 4.0);
-        // Decay ½ over steps 3 and 4: (½·3 + 4)·½ / (1 − ¼) = 11/3.
-        assert!((run(Some((0.5, 2))) - 11.0 / 3.0).abs() < 1e-6);
+        assert_eq!(run(None), (4.0, 1.0));
+        // Decay ½ over steps 3 and 4: (½·3 + 4)·½ / (1 − ¼) = 11/3; y's average holds step 3.
+        let (x, y) = run(Some((0.5, 2)));
+        assert!(
+            (x - 11.0 / 3.0).abs() < 1e-6 && (y - 1.0).abs() < 1e-6,
+            "{x} {y}"
+        );
         // Decay 0 keeps only the last step.
-        assert_eq!(run(Some((0.0, 0))), 4.0);
-        let x = Var::from_tensor(&Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap())
-            .unwrap();
-        assert!(Optimizer::new(vec![x], options(plain, 1.0))
+        assert_eq!(run(Some((0.0, 0))), (4.0, 1.0));
+        assert!(Optimizer::new(vec![zero()], options(plain, 1.0))
             .with_averaging(1.0, 0)
             .is_err());
     }
