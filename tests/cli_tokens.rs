@@ -275,5 +275,5 @@ fn help_and_version_are_available() {
     let version = tessera().args(["version", "--json"]).output().unwrap();
     let version = json_of(&version.stdout);
     assert_eq!(version["tbf"], "1.1");
-    assert_eq!(version["plugin_abi"], "1.0");
+    assert_eq!(version["plugin_abi"], tessera_host::ABI_VERSION.to_string());
 }

@@ -436,6 +436,7 @@ fn receivers_end_with_their_averaged_weights() {
         );
         let report = &succeeded(&output)["report"];
         assert_eq!(report["weight_averaging"].as_f64(), share.parse().ok());
+        assert_eq!(report["device"], "cpu");
         OnnxModel::load(&tuned).unwrap()
     };
     let moved = largest_changes(&tuned("0"), &tuned("0.1"), &["head.weight"])[0];
@@ -446,5 +447,29 @@ fn receivers_end_with_their_averaged_weights() {
         &receiver,
         &["--weight-averaging", "1.5"],
         "weight-averaging horizon",
+    );
+}
+
+/// `--device` places the receiver's fine-tuning and the hub; a build without the `cuda`
+/// feature refuses a GPU, naming the feature, and writes nothing.
+#[test]
+fn the_training_device_is_a_parameter() {
+    let transmitter = model("toy/conv_64d_2L.tx.torchscript");
+    let receiver = model("toy/mlp_128d_4L.rx.torchscript");
+    if cfg!(not(feature = "cuda")) {
+        for device in ["cuda", "tensorrt"] {
+            refuses(
+                &transmitter,
+                &receiver,
+                &["--epochs", "1", "--device", device],
+                "--features cuda",
+            );
+        }
+    }
+    refuses(
+        &transmitter,
+        &receiver,
+        &["--device", "tpu"],
+        "use cpu, cuda, tensorrt or auto",
     );
 }

@@ -83,3 +83,104 @@ fn forward_matches_tract_on_every_zoo_model() {
     }
     println!("worst difference from tract: {} ({})", worst.0, worst.1);
 }
+
+/// A model of one `[2, 3, 4]` float input and three normalisations of it — Softmax with no axis
+/// attribute, LogSoftmax along axis 0, Softmax along the last axis — declared at `opset`.
+fn normalisations_at_opset(opset: i64) -> OnnxModel {
+    use prost::Message;
+    use tessera_host::onnx::proto::{
+        attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+        ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    let float = |name: &str, dims: &[i64]| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&dim| tensor_shape_proto::Dimension {
+                            value: Some(tensor_shape_proto::dimension::Value::DimValue(dim)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let node = |op: &str, output: &str, axis: Option<i64>| NodeProto {
+        name: output.into(),
+        op_type: op.into(),
+        input: vec!["x".into()],
+        output: vec![output.into()],
+        attribute: axis
+            .map(|axis| AttributeProto {
+                name: "axis".into(),
+                r#type: AttributeType::Int as i32,
+                i: axis,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 7,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        producer_name: "tessera-tests".into(),
+        graph: Some(GraphProto {
+            name: format!("normalisations-opset-{opset}"),
+            node: vec![
+                node("Softmax", "default_axis", None),
+                node("LogSoftmax", "first_axis", Some(0)),
+                node("Softmax", "last_axis", Some(-1)),
+            ],
+            input: vec![float("x", &[2, 3, 4])],
+            output: ["default_axis", "first_axis", "last_axis"]
+                .iter()
+                .map(|name| float(name, &[2, 3, 4]))
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    OnnxModel::from_bytes(&model.encode_to_vec()).unwrap()
+}
+
+#[test]
+fn softmax_follows_the_models_opset_as_tract_does() {
+    let values: Vec<f32> = (0..24).map(|i| ((i * 5) % 7) as f32 * 0.4 - 1.2).collect();
+    let input = Tensor::F32(ndarray::ArrayD::from_shape_vec(vec![2, 3, 4], values).unwrap());
+    let outputs: Vec<String> = ["default_axis", "first_axis", "last_axis"]
+        .map(String::from)
+        .to_vec();
+    let mut default_axis = Vec::new();
+    for opset in [11, 13] {
+        let model = normalisations_at_opset(opset);
+        let graph = TrainableGraph::new(&model, &Trainable::All, candle_core::Device::Cpu).unwrap();
+        let ours = graph
+            .forward(std::slice::from_ref(&input), &outputs)
+            .unwrap();
+        let reference = TractExecutor::new(&model, &outputs)
+            .unwrap()
+            .run(std::slice::from_ref(&input))
+            .unwrap();
+        for ((name, mine), theirs) in outputs.iter().zip(&ours).zip(&reference) {
+            let difference = max_difference(&to_host(mine).unwrap(), theirs);
+            assert!(
+                difference <= 1e-5,
+                "opset {opset}, {name}: differs from tract by {difference}"
+            );
+        }
+        default_axis.push(reference[0].clone());
+    }
+    // Softmax without an axis means something else at opset 11 (the flattened trailing axes)
+    // than at 13 (the last axis): the check above compared two different computations.
+    assert!(max_difference(&default_axis[0], &default_axis[1]) > 1e-2);
+}

@@ -1,5 +1,5 @@
 //! The binary interface under the safe traits. Plugin authors never touch it: they implement
-//! [`Plugin`](crate::Plugin) and invoke [`export_plugin!`](crate::export_plugin); the host uses it
+//! [`Plugin`] and invoke [`export_plugin!`](crate::export_plugin); the host uses it
 //! through its loader.
 //!
 //! Rules that make it sound across separately compiled libraries:
@@ -9,6 +9,12 @@
 //! - memory is freed by the side that allocated it (the table's `release_*` functions);
 //! - every function catches panics and reports them as errors;
 //! - the host never unloads a plugin library.
+//!
+//! Within a major version the layouts here stay as they are. A minor version may append
+//! functions to the end of [`PluginVTable`] (a host calls one only when the plugin's
+//! `table_size` covers it, so a table from an older minor, down to [`MIN_TABLE_SIZE`], still
+//! loads) and add fields to the JSON documents, which every reader fills with defaults when
+//! missing and ignores when unknown.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
@@ -26,8 +32,12 @@ pub const ENTRY_SYMBOL: &[u8] = b"tessera_plugin_entry";
 pub type EntryPoint = unsafe extern "C" fn() -> *const PluginVTable;
 
 /// Outcome of a call across the boundary.
+///
+/// Its values are part of the ABI's major version: a minor version never adds one, since an
+/// older peer could not represent it. Outside this crate, match with a wildcard arm anyway.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// Success; outputs are filled.
     Ok = 0,
@@ -37,9 +47,10 @@ pub enum Status {
     Panic = 2,
 }
 
-/// Bytes borrowed for the duration of a call.
+/// Bytes borrowed for the duration of a call. Built with [`ByteView::new`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ByteView {
     /// First byte.
     pub ptr: *const u8,
@@ -47,9 +58,20 @@ pub struct ByteView {
     pub len: usize,
 }
 
-/// Floats borrowed for the duration of a call.
+impl ByteView {
+    /// A view of `bytes`; it must not be used after `bytes` is dropped or moved.
+    pub fn new(bytes: &[u8]) -> Self {
+        Self {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+}
+
+/// Floats borrowed for the duration of a call. Built with [`FloatView::new`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct FloatView {
     /// First element.
     pub ptr: *const f32,
@@ -57,9 +79,21 @@ pub struct FloatView {
     pub len: usize,
 }
 
-/// Bytes allocated by the plugin, handed to the host, returned with `release_bytes`.
+impl FloatView {
+    /// A view of `floats`; it must not be used after `floats` is dropped or moved.
+    pub fn new(floats: &[f32]) -> Self {
+        Self {
+            ptr: floats.as_ptr(),
+            len: floats.len(),
+        }
+    }
+}
+
+/// Bytes allocated by the plugin, handed to the host, returned with `release_bytes`. The
+/// caller passes an [`OwnedBytes::empty`] slot for the plugin to fill.
 #[repr(C)]
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct OwnedBytes {
     /// First byte.
     pub ptr: *mut u8,
@@ -69,9 +103,22 @@ pub struct OwnedBytes {
     pub capacity: usize,
 }
 
-/// Floats allocated by the plugin, handed to the host, returned with `release_floats`.
+impl OwnedBytes {
+    /// An empty output slot (a null pointer, nothing to release).
+    pub const fn empty() -> Self {
+        Self {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            capacity: 0,
+        }
+    }
+}
+
+/// Floats allocated by the plugin, handed to the host, returned with `release_floats`. The
+/// caller passes an [`OwnedFloats::empty`] slot for the plugin to fill.
 #[repr(C)]
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct OwnedFloats {
     /// First element.
     pub ptr: *mut f32,
@@ -81,8 +128,22 @@ pub struct OwnedFloats {
     pub capacity: usize,
 }
 
-/// The table a plugin hands to the host.
+impl OwnedFloats {
+    /// An empty output slot (a null pointer, nothing to release).
+    pub const fn empty() -> Self {
+        Self {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            capacity: 0,
+        }
+    }
+}
+
+/// The table a plugin hands to the host. Only [`export_plugin!`](crate::export_plugin) builds
+/// one; a minor version may append functions at its end (see [`MIN_TABLE_SIZE`]).
 #[repr(C)]
+#[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct PluginVTable {
     /// The ABI version the plugin was built with; checked first.
     pub abi: AbiVersion,
@@ -110,13 +171,29 @@ pub struct PluginVTable {
     pub release_floats: unsafe extern "C" fn(floats: OwnedFloats),
 }
 
-/// The request `process` receives as JSON.
-#[derive(serde::Serialize, serde::Deserialize)]
+/// The size of the ABI 1.0 table, up to and including `release_floats`: the smallest
+/// `table_size` a host of major version 1 accepts. Functions a later minor version appends lie
+/// beyond it; a host calls one only when the plugin's `table_size` covers it.
+pub const MIN_TABLE_SIZE: u32 = (std::mem::offset_of!(PluginVTable, release_floats)
+    + std::mem::size_of::<unsafe extern "C" fn(OwnedFloats)>())
+    as u32;
+
+/// The request `process` receives as JSON. Built with [`ProcessRequest::new`].
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct ProcessRequest {
     /// The token's shape and metadata (the payload travels separately).
     pub token: StageToken,
     /// The stage's context.
     pub context: StageContext,
+}
+
+impl ProcessRequest {
+    /// The request to run a stage on `token` with `context`.
+    pub fn new(token: StageToken, context: StageContext) -> Self {
+        Self { token, context }
+    }
 }
 
 struct Instance {
@@ -310,4 +387,150 @@ macro_rules! export_plugin {
             $crate::abi::install(construct)
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AdapterPlan, Metadata, PluginInfo, Pooling, StageKind, TapLayout, TapPoint};
+
+    /// Claims a graph by tapping its first output, and reports the opsets it was told about.
+    struct FirstOutput;
+
+    impl ArchitectureAdapter for FirstOutput {
+        fn name(&self) -> &str {
+            "first-output"
+        }
+
+        fn analyse(&self, graph: &GraphSummary) -> Result<Option<AdapterPlan>, String> {
+            let Some(output) = graph.outputs.first() else {
+                return Ok(None);
+            };
+            let family = format!("imports {}", graph.opset_imports.len());
+            let tap = TapPoint::new(output.name.clone(), TapLayout::BatchFeature, Pooling::None);
+            Ok(Some(AdapterPlan::new(family, 0.5, 3, vec![tap])))
+        }
+    }
+
+    struct Negate;
+
+    impl TokenStage for Negate {
+        fn name(&self) -> &str {
+            "negate"
+        }
+
+        fn kind(&self) -> StageKind {
+            StageKind::Transform
+        }
+
+        fn process(
+            &self,
+            mut token: StageToken,
+            context: &StageContext,
+        ) -> Result<StageToken, String> {
+            token.vector.iter_mut().for_each(|value| *value = -*value);
+            let note = context.parameters.get("note").cloned().unwrap_or_default();
+            token.metadata.insert("note".into(), note);
+            Ok(token)
+        }
+    }
+
+    struct TestPlugin;
+
+    impl Plugin for TestPlugin {
+        fn info(&self) -> PluginInfo {
+            PluginInfo::new("test", "0.0.0", "the table's own test")
+        }
+
+        fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
+            vec![Box::new(FirstOutput)]
+        }
+
+        fn stages(&self) -> Vec<Box<dyn TokenStage>> {
+            vec![Box::new(Negate)]
+        }
+    }
+
+    fn construct() -> Box<dyn Plugin> {
+        Box::new(TestPlugin)
+    }
+
+    fn take(table: &PluginVTable, out: OwnedBytes) -> Vec<u8> {
+        // SAFETY: the plugin filled `out` with `len` bytes it owns until released.
+        let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
+        // SAFETY: returning the plugin's allocation, once.
+        unsafe { (table.release_bytes)(out) };
+        bytes
+    }
+
+    #[test]
+    fn the_table_reads_json_of_older_and_newer_minors() {
+        // SAFETY: `install` returns a valid, never-freed table.
+        let table = unsafe { &*install(construct) };
+        assert_eq!(table.abi, ABI_VERSION);
+        assert_eq!(
+            table.table_size as usize,
+            std::mem::size_of::<PluginVTable>()
+        );
+        assert!(MIN_TABLE_SIZE as usize <= std::mem::size_of::<PluginVTable>());
+
+        let mut out = OwnedBytes::empty();
+        // SAFETY: `out` is a valid output slot.
+        assert_eq!(unsafe { (table.describe)(&mut out) }, Status::Ok);
+        let description: PluginDescription = serde_json::from_slice(&take(table, out)).unwrap();
+        assert_eq!(description.adapters, ["first-output"]);
+
+        let analyse = |graph: &str| {
+            let mut out = OwnedBytes::empty();
+            // SAFETY: the view borrows `graph` for the call; `out` is a valid output slot.
+            let status = unsafe { (table.analyse)(0, ByteView::new(graph.as_bytes()), &mut out) };
+            (status, take(table, out))
+        };
+        // A 1.0 host sends no `opset_imports`; a newer one may send fields unknown here.
+        let (status, plan) = analyse(
+            r#"{"inputs": [], "outputs": [{"name": "y", "dtype": "float32", "shape": []}],
+                "nodes": [], "initializers": [], "opset": 17}"#,
+        );
+        assert_eq!(status, Status::Ok);
+        let plan: Option<AdapterPlan> = serde_json::from_slice(&plan).unwrap();
+        assert_eq!(plan.unwrap().family, "imports 0");
+        let (status, plan) = analyse(
+            r#"{"outputs": [{"name": "y"}], "opset_imports": {"": 17, "com.microsoft": 1},
+                "a_later_field": [1, 2, 3]}"#,
+        );
+        assert_eq!(status, Status::Ok, "{}", String::from_utf8_lossy(&plan));
+        let plan: Option<AdapterPlan> = serde_json::from_slice(&plan).unwrap();
+        assert_eq!(plan.unwrap().family, "imports 2");
+        let (status, message) = analyse("not json");
+        assert_eq!(status, Status::Error);
+        assert!(String::from_utf8_lossy(&message).starts_with("unreadable graph summary"));
+
+        let mut parameters = Metadata::new();
+        parameters.insert("note".into(), "hi".into());
+        let request = serde_json::to_vec(&ProcessRequest::new(
+            StageToken::new(Vec::new(), vec![2], Metadata::new()),
+            StageContext::new(parameters),
+        ))
+        .unwrap();
+        let payload = [1.0f32, -2.0];
+        let (mut out, mut floats) = (OwnedBytes::empty(), OwnedFloats::empty());
+        // SAFETY: the views borrow `request` and `payload` for the call; the outputs are valid.
+        let status = unsafe {
+            (table.process)(
+                0,
+                ByteView::new(&request),
+                FloatView::new(&payload),
+                &mut out,
+                &mut floats,
+            )
+        };
+        assert_eq!(status, Status::Ok);
+        let token: StageToken = serde_json::from_slice(&take(table, out)).unwrap();
+        assert_eq!(token.metadata.get("note").unwrap(), "hi");
+        // SAFETY: the plugin filled `floats` with `len` floats it owns until released.
+        let produced = unsafe { std::slice::from_raw_parts(floats.ptr, floats.len) }.to_vec();
+        // SAFETY: returning the plugin's allocation, once.
+        unsafe { (table.release_floats)(floats) };
+        assert_eq!(produced, [-1.0, 2.0]);
+    }
 }

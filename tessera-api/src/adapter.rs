@@ -5,12 +5,19 @@ use serde::{Deserialize, Serialize};
 use crate::graph::GraphSummary;
 
 /// How a tap tensor's dimensions are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// New layouts may be added in a minor version: match with a wildcard arm. A plan using a layout
+/// the host does not know is reported as unreadable, so a plugin that uses a newer layout needs a
+/// host of at least the minor version that added it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TapLayout {
     /// `[B, D]`: one feature vector per sample.
     BatchFeature,
     /// `[B, T, D]`: a sequence of feature vectors (transformers, batch-first RNNs, MLP stems).
+    /// The default.
+    #[default]
     BatchTimeFeature,
     /// `[B, D, T]`: channels first (1-D convolutions).
     BatchFeatureTime,
@@ -52,10 +59,14 @@ impl TapLayout {
 }
 
 /// How the sequence axis of a tap is reduced to one vector per sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// New poolings may be added in a minor version: match with a wildcard arm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Pooling {
-    /// Average over the sequence (the zoo's families all pool this way).
+    /// Average over the sequence (the zoo's families all pool this way). The default.
+    #[default]
     Mean,
     /// The last position.
     Last,
@@ -67,8 +78,10 @@ pub enum Pooling {
     None,
 }
 
-/// One tensor to read the network's representation from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One tensor to read the network's representation from. Built with [`TapPoint::new`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct TapPoint {
     /// The tensor's name in the graph.
     pub tensor: String,
@@ -78,8 +91,22 @@ pub struct TapPoint {
     pub pooling: Pooling,
 }
 
-/// What an adapter says about a graph it recognises.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl TapPoint {
+    /// The tap on `tensor`, laid out as `layout` and reduced with `pooling`.
+    pub fn new(tensor: impl Into<String>, layout: TapLayout, pooling: Pooling) -> Self {
+        Self {
+            tensor: tensor.into(),
+            layout,
+            pooling,
+        }
+    }
+}
+
+/// What an adapter says about a graph it recognises. Built with [`AdapterPlan::new`], then
+/// [`with_trainable`](AdapterPlan::with_trainable) and [`with_frozen`](AdapterPlan::with_frozen).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct AdapterPlan {
     /// How sure the adapter is, from 0 (not at all) to 1 (certain). The host picks the highest.
     pub score: f32,
@@ -97,8 +124,8 @@ pub struct AdapterPlan {
 
 impl AdapterPlan {
     /// A plan that lets fine-tuning change every floating-point initializer, embedding tables
-    /// included: the choice the bundled adapters make. Build the struct directly to restrict
-    /// it with `trainable` or `frozen`.
+    /// included: the choice the bundled adapters make. Restrict it with
+    /// [`with_trainable`](Self::with_trainable) or [`with_frozen`](Self::with_frozen).
     pub fn new(family: impl Into<String>, score: f32, width: u64, taps: Vec<TapPoint>) -> Self {
         Self {
             score,
@@ -108,6 +135,20 @@ impl AdapterPlan {
             trainable: Vec::new(),
             frozen: Vec::new(),
         }
+    }
+
+    /// The plan with `trainable` as the only initializers fine-tuning may change (empty: every
+    /// floating-point initializer).
+    pub fn with_trainable(mut self, trainable: Vec<String>) -> Self {
+        self.trainable = trainable;
+        self
+    }
+
+    /// The plan with `frozen` as the initializers fine-tuning must keep, applied after
+    /// `trainable`.
+    pub fn with_frozen(mut self, frozen: Vec<String>) -> Self {
+        self.frozen = frozen;
+        self
     }
 }
 
@@ -145,5 +186,17 @@ mod tests {
         assert_eq!(TapLayout::BatchFeature.feature_width(&[1, 128]), Some(128));
         assert_eq!(TapLayout::BatchFeature.feature_width(&[1, 16, 64]), None);
         assert_eq!(TapLayout::OnnxRecurrent.batch_axis(), 2);
+    }
+
+    #[test]
+    fn builders_fill_every_field() {
+        let tap = TapPoint::new("y", TapLayout::OnnxRecurrent, Pooling::Last);
+        let plan = AdapterPlan::new("lstm", 0.9, 64, vec![tap.clone()])
+            .with_trainable(vec!["w".into()])
+            .with_frozen(vec!["embedding".into()]);
+        assert_eq!(plan.family, "lstm");
+        assert_eq!(plan.taps, [tap]);
+        assert_eq!(plan.trainable, ["w"]);
+        assert_eq!(plan.frozen, ["embedding"]);
     }
 }

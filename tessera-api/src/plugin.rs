@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::adapter::ArchitectureAdapter;
 use crate::stage::{StageKind, TokenStage};
 
-/// Who a plugin is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who a plugin is. Built with [`PluginInfo::new`] or [`plugin_info!`](crate::plugin_info).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct PluginInfo {
     /// A short unique name.
     pub name: String,
@@ -16,8 +18,27 @@ pub struct PluginInfo {
     pub description: String,
 }
 
-/// What a plugin provides, as the host sees it after loading.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl PluginInfo {
+    /// The plugin `name` at `version`, described by `description`.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// What a plugin provides, as the host sees it after loading. Built with
+/// [`PluginDescription::of`] (from the plugin's adapters and stages) or
+/// [`PluginDescription::new`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct PluginDescription {
     /// Who it is.
     pub info: PluginInfo,
@@ -30,6 +51,17 @@ pub struct PluginDescription {
 }
 
 impl PluginDescription {
+    /// The description of a plugin with `info` providing the adapters named `adapters` and the
+    /// stages `stages`, built against this version of `tessera-api`.
+    pub fn new(info: PluginInfo, adapters: Vec<String>, stages: Vec<StageDescription>) -> Self {
+        Self {
+            info,
+            api_version: env!("CARGO_PKG_VERSION").to_string(),
+            adapters,
+            stages,
+        }
+    }
+
     /// The description of a plugin with `info` providing `adapters` and `stages`, built against
     /// this version of `tessera-api`.
     pub fn of(
@@ -37,31 +69,39 @@ impl PluginDescription {
         adapters: &[Box<dyn ArchitectureAdapter>],
         stages: &[Box<dyn TokenStage>],
     ) -> Self {
-        Self {
+        Self::new(
             info,
-            api_version: env!("CARGO_PKG_VERSION").to_string(),
-            adapters: adapters
+            adapters
                 .iter()
                 .map(|adapter| adapter.name().to_string())
                 .collect(),
-            stages: stages
+            stages
                 .iter()
-                .map(|stage| StageDescription {
-                    name: stage.name().to_string(),
-                    kind: stage.kind(),
-                })
+                .map(|stage| StageDescription::new(stage.name(), stage.kind()))
                 .collect(),
-        }
+        )
     }
 }
 
-/// A stage as listed by the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stage as listed by the host. Built with [`StageDescription::new`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct StageDescription {
     /// The stage's name.
     pub name: String,
     /// What it does.
     pub kind: StageKind,
+}
+
+impl StageDescription {
+    /// The stage `name` of kind `kind`.
+    pub fn new(name: impl Into<String>, kind: StageKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+        }
+    }
 }
 
 /// Implemented once per plugin library.
@@ -83,6 +123,7 @@ pub trait Plugin: Send + Sync {
 /// A plugin made of one architecture adapter — the common case — so that a plugin crate needs
 /// no `Plugin` implementation of its own:
 /// `tessera_api::export_plugin!(AdapterPlugin::new(tessera_api::plugin_info!(), MyAdapter));`
+#[non_exhaustive]
 pub struct AdapterPlugin<A> {
     info: PluginInfo,
     adapter: A,
@@ -110,12 +151,10 @@ impl<A: ArchitectureAdapter + Clone + 'static> Plugin for AdapterPlugin<A> {
 #[macro_export]
 macro_rules! plugin_info {
     () => {
-        $crate::PluginInfo {
-            name: env!("CARGO_PKG_NAME")
-                .trim_start_matches("tessera-plugin-")
-                .to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: env!("CARGO_PKG_DESCRIPTION").to_string(),
-        }
+        $crate::PluginInfo::new(
+            env!("CARGO_PKG_NAME").trim_start_matches("tessera-plugin-"),
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_DESCRIPTION"),
+        )
     };
 }

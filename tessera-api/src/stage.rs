@@ -4,11 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::metadata::Metadata;
+
 /// What a stage does, which fixes where it may stand in a chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// New kinds may be added in a minor version: match with a wildcard arm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StageKind {
-    /// Changes the payload or metadata (runs before privacy).
+    /// Changes the payload or metadata (runs before privacy). The default.
+    #[default]
     Transform,
     /// Releases a privatised payload (runs once, after transforms).
     Privacy,
@@ -16,8 +22,10 @@ pub enum StageKind {
     Export,
 }
 
-/// The token as it moves through the chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The token as it moves through the chain. Built with [`StageToken::new`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct StageToken {
     /// The payload, row-major.
     #[serde(skip)]
@@ -26,16 +34,46 @@ pub struct StageToken {
     /// for a released summary.
     pub shape: Vec<u64>,
     /// Custom metadata that ends up in the token (`x` in TBF); stages add their facts here.
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: Metadata,
 }
 
-/// What a stage is given besides the token.
+impl StageToken {
+    /// The token with payload `vector` of shape `shape`, carrying `metadata`.
+    pub fn new(vector: Vec<f32>, shape: Vec<u64>, metadata: Metadata) -> Self {
+        Self {
+            vector,
+            shape,
+            metadata,
+        }
+    }
+}
+
+/// What a stage is given besides the token. Built with [`StageContext::new`], then
+/// [`with_output`](StageContext::with_output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+#[non_exhaustive]
 pub struct StageContext {
     /// The stage's settings (from `tessera.toml`, `[stages.<name>]`).
-    pub parameters: serde_json::Map<String, serde_json::Value>,
+    pub parameters: Metadata,
     /// Where an exporter should write, if the pipeline names an output.
     pub output: Option<String>,
+}
+
+impl StageContext {
+    /// The context of a stage configured with `parameters`, with no output.
+    pub fn new(parameters: Metadata) -> Self {
+        Self {
+            parameters,
+            output: None,
+        }
+    }
+
+    /// The context with `output` as where an exporter should write.
+    pub fn with_output(mut self, output: Option<String>) -> Self {
+        self.output = output;
+        self
+    }
 }
 
 /// One step of the chain.

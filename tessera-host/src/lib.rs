@@ -1,53 +1,55 @@
-//! The Tessera engine: transfers what one trained neural network knows into another network of a
+//! The Tessera host: transfers what one trained neural network knows into another network of a
 //! different architecture, and packages the result as a TBF v1.1 token.
 //!
-//! Modules, bottom-up:
-//! - [`tbf`] — the TBF v1.1 token format (reader, writer, zero-copy view), byte-compatible with
-//!   `tessera-core` 0.1.0.
-//! - [`atomic_file`] — writes that never leave a half-written file behind.
-//! - [`tensor`] — plain tensors and tensor descriptions shared by every layer.
-//! - [`onnx`] — reading, inspecting and editing ONNX models.
-//! - [`array_io`], [`dataset`] — `.npy`/`.npz` files and the datasets made of them.
-//! - [`backend`] — executors that run a model: tract (default) and ONNX Runtime (`ort`).
-//! - [`capture`] — a dataset through a model, keeping outputs and tap-point activations.
-//! - [`zoo`] — the bundled models and datasets (`onnx-models/`).
-//! - [`config`] — `tessera.toml`.
-//! - [`plugin`] — architecture adapters as dynamic plugins, and choosing one for a model.
-//! - [`pooling`] — tap activations reduced to one vector per sample, as a plan says.
-//! - [`chain`] — the stages a token passes through before it is written (privacy, TBF export,
-//!   plugin stages).
-//! - [`bench`] — benchmark reports against PyTorch eager.
-//! - [`training`] — supervised training of ONNX models on the trainable graph
-//!   ([`backend::candle`]).
-//! - [`uhs`] — the Universal Hub Space: aligned encoders for two models' representations.
-//! - [`transfer`] — Mode A: label-free transfer into a receiver of another architecture.
-//! - [`privacy`] — differentially private release of summary vectors, with a budget accountant.
-//! - [`metrics`] — fidelity measures: agreement, output KL, debiased CKA, retrieval, drift.
+//! This crate is the one API over the crates that do each job; each module below is one of
+//! them, re-exported under the name it has always had here:
+//! - [`tbf`] — the TBF v1.1 token format (`tessera-tbf`; depends on no ML crate).
+//! - [`atomic_file`] — writes that never leave a half-written file behind (`tessera-fs`).
+//! - [`tensor`], [`array_io`], [`dataset`] — plain tensors, `.npy`/`.npz` files and datasets
+//!   (`tessera-tensor`).
+//! - [`onnx`] — reading, inspecting and editing ONNX models (`tessera-onnx`).
+//! - [`backend`] — executors that run a model: tract (default) and ONNX Runtime (`ort`);
+//!   [`backend::candle`] is the trainable graph (`tessera-train`).
+//! - [`training`] — supervised training on the trainable graph (`tessera-train`).
+//! - [`metrics`] — fidelity measures (`tessera-metrics`).
+//! - [`privacy`] — differentially private release with a budget accountant
+//!   (`tessera-privacy`).
+//! - [`capture`], [`zoo`], [`config`], [`plugin`], [`pooling`], [`chain`], [`uhs`],
+//!   [`transfer`] — the engine (`tessera-engine`): capture, plugins, the hub and Mode A.
+//! - `bench` — benchmark reports (`tessera-bench`, with the `bench` feature).
 //!
-//! The `tessera` command-line program is a thin layer over this library.
+//! Cargo features: `ort` (the ONNX Runtime executor), `cuda` (training on NVIDIA GPUs),
+//! `bench` (the benchmarks).
+//!
+//! ```
+//! use tessera_host::backend::candle::TrainingDevice;
+//! use tessera_host::tbf::{self, KnowledgeType, LoadOptions, SaveOptions, Token};
+//!
+//! let bytes = tbf::encode(&Token::new(KnowledgeType::Activation, vec![0.5, -1.0]), &SaveOptions::default())?;
+//! assert_eq!(tbf::decode(&bytes, &LoadOptions::default())?.token.vector(), &[0.5, -1.0]);
+//! assert_eq!("cpu".parse::<TrainingDevice>().ok(), Some(TrainingDevice::Cpu));
+//! # Ok::<(), tessera_host::Error>(())
+//! ```
 
-pub mod array_io;
-pub mod atomic_file;
-pub mod backend;
-pub mod bench;
-pub mod capture;
-pub mod chain;
-pub mod config;
-pub mod dataset;
-pub mod error;
-pub mod metrics;
-pub mod onnx;
-pub mod plugin;
-pub mod pooling;
-pub mod privacy;
-pub mod tbf;
-pub mod tensor;
-pub mod training;
-pub mod transfer;
-pub mod uhs;
-pub mod zoo;
+pub use tessera_engine::{capture, chain, config, plugin, pooling, transfer, uhs, zoo};
+pub use tessera_fs as atomic_file;
+pub use tessera_metrics as metrics;
+pub use tessera_onnx as onnx;
+pub use tessera_privacy as privacy;
+pub use tessera_tbf as tbf;
+pub use tessera_tensor::{array_io, dataset, tensor};
+pub use tessera_train::training;
 
-pub use error::{Error, Result};
+#[cfg(feature = "bench")]
+pub use tessera_bench as bench;
+
+/// Executors that run a model, and the trainable graph that differentiates one.
+pub mod backend {
+    pub use tessera_engine::backend::*;
+    pub use tessera_train as candle;
+}
+
+pub use tessera_engine::{Error, Result};
 
 /// The version of the plugin binary interface this host speaks.
 pub use tessera_api::ABI_VERSION;

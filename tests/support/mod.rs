@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use tessera_host::zoo::{Zoo, ZooModel};
 
-/// The repository root (the tests are compiled as part of `tessera-host`).
+/// The repository root (the tests are compiled as part of `tessera-cli`, one folder down).
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
@@ -108,6 +108,8 @@ pub fn plugins_dir() -> PathBuf {
                     "tessera-testplugin-misbehaving",
                     "-p",
                     "tessera-testplugin-no-entry",
+                    "-p",
+                    "tessera-test-plugin-abi-1-0",
                 ])
                 .output()
                 .expect("cargo runs");

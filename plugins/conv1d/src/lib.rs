@@ -1,6 +1,7 @@
 //! Tessera plugin: recognises 1-D convolutional networks (channels first, `[B, C, T]`) and taps
 //! the output of every residual block, or of every convolution when there are no residuals.
 
+use tessera_adapter_kit::GraphHeuristics;
 use tessera_api::{
     AdapterPlan, AdapterPlugin, ArchitectureAdapter, GraphSummary, Pooling, TapLayout, TapPoint,
 };
@@ -46,11 +47,7 @@ impl ArchitectureAdapter for Conv1dAdapter {
             width,
             block_outputs
                 .into_iter()
-                .map(|tensor| TapPoint {
-                    tensor,
-                    layout: TapLayout::BatchFeatureTime,
-                    pooling: Pooling::Mean,
-                })
+                .map(|tensor| TapPoint::new(tensor, TapLayout::BatchFeatureTime, Pooling::Mean))
                 .collect(),
         )))
     }

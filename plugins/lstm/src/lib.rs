@@ -38,10 +38,8 @@ impl ArchitectureAdapter for RecurrentAdapter {
             layers
                 .iter()
                 .filter_map(|node| node.outputs.first().filter(|y| !y.is_empty()))
-                .map(|tensor| TapPoint {
-                    tensor: tensor.clone(),
-                    layout: TapLayout::OnnxRecurrent,
-                    pooling: Pooling::Mean,
+                .map(|tensor| {
+                    TapPoint::new(tensor.clone(), TapLayout::OnnxRecurrent, Pooling::Mean)
                 })
                 .collect(),
         )))

@@ -1,6 +1,7 @@
 //! Tessera plugin: recognises residual MLPs (no attention, convolution or recurrence) and taps
 //! the output of every residual block.
 
+use tessera_adapter_kit::GraphHeuristics;
 use tessera_api::{
     AdapterPlan, AdapterPlugin, ArchitectureAdapter, GraphSummary, Pooling, TapLayout, TapPoint,
 };
@@ -34,18 +35,10 @@ impl ArchitectureAdapter for MlpAdapter {
                     .shapes
                     .get(tensor)
                     .is_some_and(|shape| shape.len() == 3);
-                TapPoint {
-                    tensor: tensor.clone(),
-                    layout: if sequence {
-                        TapLayout::BatchTimeFeature
-                    } else {
-                        TapLayout::BatchFeature
-                    },
-                    pooling: if sequence {
-                        Pooling::Mean
-                    } else {
-                        Pooling::None
-                    },
+                if sequence {
+                    TapPoint::new(tensor.clone(), TapLayout::BatchTimeFeature, Pooling::Mean)
+                } else {
+                    TapPoint::new(tensor.clone(), TapLayout::BatchFeature, Pooling::None)
                 }
             })
             .collect();

@@ -55,8 +55,8 @@ impl ArchitectureAdapter for LayerNormAdapter {
             .map(|(tap, _)| tap)
             .collect();
 
-        // Fine-tuning may change every floating-point initializer; build the `AdapterPlan`
-        // struct directly to choose `trainable` / `frozen` yourself.
+        // Fine-tuning may change every floating-point initializer; add `.with_trainable(..)`
+        // or `.with_frozen(..)` to choose yourself.
         Ok(Some(AdapterPlan::new("layernorm", SCORE, width, taps)))
     }
 }
@@ -70,22 +70,14 @@ fn tap_for(tensor: &str, shape: &[DimSummary]) -> Option<(TapPoint, u64)> {
     };
     let dims: Vec<u64> = rest
         .iter()
-        .map(|dim| match dim {
-            DimSummary::Fixed(len) => Some(*len),
-            DimSummary::Symbolic(_) => None,
-        })
+        .map(DimSummary::as_fixed)
         .collect::<Option<_>>()?;
     let (layout, pooling) = match dims.len() {
         1 => (TapLayout::BatchFeature, Pooling::None),
         2 => (TapLayout::BatchTimeFeature, Pooling::Mean),
         _ => return None,
     };
-    let tap = TapPoint {
-        tensor: tensor.to_string(),
-        layout,
-        pooling,
-    };
-    Some((tap, *dims.last()?))
+    Some((TapPoint::new(tensor, layout, pooling), *dims.last()?))
 }
 
 /// A transform stage: records in the token's metadata that it passed through this plugin, with
@@ -120,11 +112,11 @@ struct TemplatePlugin;
 
 impl Plugin for TemplatePlugin {
     fn info(&self) -> PluginInfo {
-        PluginInfo {
-            name: "template".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: env!("CARGO_PKG_DESCRIPTION").into(),
-        }
+        PluginInfo::new(
+            "template",
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_DESCRIPTION"),
+        )
     }
 
     fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
@@ -142,26 +134,31 @@ tessera_api::export_plugin!(TemplatePlugin);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_api::Metadata;
 
     #[test]
     fn the_stamp_stage_adds_its_metadata() {
-        let token = StageToken {
-            vector: vec![1.0, 2.0],
-            shape: vec![2],
-            metadata: Default::default(),
-        };
-        let mut context = StageContext::default();
-        context.parameters.insert("note".into(), "hello".into());
-        let token = StampStage.process(token, &context).unwrap();
+        let token = StageToken::new(vec![1.0, 2.0], vec![2], Metadata::new());
+        let mut parameters = Metadata::new();
+        parameters.insert("note".into(), "hello".into());
+        let token = StampStage
+            .process(token, &StageContext::new(parameters))
+            .unwrap();
         assert_eq!(token.vector, [1.0, 2.0]);
-        assert_eq!(token.metadata["template_note"], "hello");
-        assert!(token.metadata["template_stamp"]
+        assert_eq!(token.metadata.get("template_note").unwrap(), "hello");
+        assert!(token
+            .metadata
+            .get("template_stamp")
+            .unwrap()
             .as_str()
             .unwrap()
             .starts_with("tessera-plugin-template "));
 
-        context.parameters.insert("note".into(), 3.into());
-        assert!(StampStage.process(token, &context).is_err());
+        let mut parameters = Metadata::new();
+        parameters.insert("note".into(), 3.into());
+        assert!(StampStage
+            .process(token, &StageContext::new(parameters))
+            .is_err());
     }
 
     #[test]

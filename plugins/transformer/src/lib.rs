@@ -5,6 +5,7 @@
 //! residual sum feeds only a normalisation, whose output is the layer's output; in a pre-norm
 //! layer (`x + f(LayerNorm(x))`) the second residual sum is.
 
+use tessera_adapter_kit::GraphHeuristics;
 use tessera_api::{
     AdapterPlan, AdapterPlugin, ArchitectureAdapter, GraphSummary, Pooling, TapLayout, TapPoint,
 };
@@ -44,11 +45,7 @@ impl ArchitectureAdapter for TransformerAdapter {
                     Some(norm_output) if post_norm => norm_output,
                     _ => sum,
                 };
-                TapPoint {
-                    tensor,
-                    layout: TapLayout::BatchTimeFeature,
-                    pooling: Pooling::Mean,
-                }
+                TapPoint::new(tensor, TapLayout::BatchTimeFeature, Pooling::Mean)
             })
             .collect();
         let Some(width) = graph.classifier_input_width() else {
@@ -66,25 +63,19 @@ tessera_api::export_plugin!(AdapterPlugin::new(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_api::{InitializerSummary, NodeSummary};
+    use tessera_api::{Attributes, InitializerSummary, NodeSummary};
 
     fn node(op: &str, inputs: &[&str], output: &str) -> NodeSummary {
-        NodeSummary {
-            name: output.into(),
-            op_type: op.into(),
-            domain: String::new(),
-            inputs: inputs.iter().map(|name| name.to_string()).collect(),
-            outputs: vec![output.into()],
-            attributes: Default::default(),
-        }
+        NodeSummary::new(
+            output,
+            op,
+            inputs.iter().map(|name| name.to_string()).collect(),
+            vec![output.into()],
+        )
     }
 
     fn weight(name: &str, dims: &[u64]) -> InitializerSummary {
-        InitializerSummary {
-            name: name.into(),
-            dtype: "float32".into(),
-            dims: dims.to_vec(),
-        }
+        InitializerSummary::new(name, "float32", dims.to_vec())
     }
 
     /// One encoder layer reading `x`, pre-norm or post-norm, with a ReLU feed-forward; returns
@@ -144,24 +135,21 @@ mod tests {
             x = output;
         }
         nodes.push(node("ReduceMean", &[&x], "pooled"));
-        let mut head = node("Gemm", &["pooled", "head.weight", "head.bias"], "logits");
-        head.attributes.insert("transB".into(), 1.into());
-        nodes.push(head);
-        GraphSummary {
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            nodes,
-            initializers: ["wq", "wo", "w1", "w2", "scale", "head.bias"]
-                .iter()
-                .map(|name| weight(name, &[48, 48]))
-                .chain([
-                    weight("embedding", &[100, 48]),
-                    weight("head.weight", &[3, 48]),
-                ])
-                .collect(),
-            opset: Some(17),
-            shapes: Default::default(),
-        }
+        let mut attributes = Attributes::new();
+        attributes.insert("transB", 1);
+        nodes.push(
+            node("Gemm", &["pooled", "head.weight", "head.bias"], "logits")
+                .with_attributes(attributes),
+        );
+        let initializers = ["wq", "wo", "w1", "w2", "scale", "head.bias"]
+            .iter()
+            .map(|name| weight(name, &[48, 48]))
+            .chain([
+                weight("embedding", &[100, 48]),
+                weight("head.weight", &[3, 48]),
+            ])
+            .collect();
+        GraphSummary::new(Vec::new(), Vec::new(), nodes, initializers).with_opset(Some(17))
     }
 
     fn taps(plan: &AdapterPlan) -> Vec<&str> {

@@ -11,6 +11,7 @@
 //!
 //! Its stages: `double` (a transform that doubles the payload) and `explode` (panics).
 
+use tessera_adapter_kit::GraphHeuristics;
 use tessera_api::abi::PluginVTable;
 use tessera_api::{
     AbiVersion, AdapterPlan, ArchitectureAdapter, GraphSummary, Plugin, PluginInfo, Pooling,
@@ -35,21 +36,13 @@ impl ArchitectureAdapter for Misbehaving {
             .and_then(|add| add.outputs.first().cloned())
             .ok_or("the graph has no residual sum")?;
         let width = graph.classifier_input_width().ok_or("no classifier head")?;
-        let mut plan = AdapterPlan {
-            score: 1.0,
-            family: "test".into(),
-            width,
-            taps: vec![TapPoint {
-                tensor: first_sum,
-                layout: match graph.shapes.values().next().map(Vec::len) {
-                    _ if graph.count("Conv") > 0 => TapLayout::BatchFeatureTime,
-                    _ => TapLayout::BatchTimeFeature,
-                },
-                pooling: Pooling::Mean,
-            }],
-            trainable: Vec::new(),
-            frozen: Vec::new(),
+        let layout = if graph.count("Conv") > 0 {
+            TapLayout::BatchFeatureTime
+        } else {
+            TapLayout::BatchTimeFeature
         };
+        let tap = TapPoint::new(first_sum, layout, Pooling::Mean);
+        let mut plan = AdapterPlan::new("test", 1.0, width, vec![tap]);
         match mode().as_str() {
             "analyse-panic" => panic!("deliberate panic inside analyse"),
             "analyse-error" => return Err("deliberate failure inside analyse".into()),
@@ -113,11 +106,11 @@ impl MisbehavingPlugin {
 
 impl Plugin for MisbehavingPlugin {
     fn info(&self) -> PluginInfo {
-        PluginInfo {
-            name: "misbehaving".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: env!("CARGO_PKG_DESCRIPTION").into(),
-        }
+        PluginInfo::new(
+            "misbehaving",
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_DESCRIPTION"),
+        )
     }
 
     fn adapters(&self) -> Vec<Box<dyn ArchitectureAdapter>> {
@@ -150,13 +143,9 @@ pub extern "C" fn tessera_plugin_entry() -> *const PluginVTable {
     // SAFETY: `install` returned a valid, never-freed table.
     let real = unsafe { &*table };
     let future = FUTURE.get_or_init(|| {
-        FutureTable(PluginVTable {
-            abi: AbiVersion {
-                major: 99,
-                minor: 0,
-            },
-            ..*real
-        })
+        let mut table = *real;
+        table.abi = AbiVersion::new(99, 0);
+        FutureTable(table)
     });
     &future.0
 }

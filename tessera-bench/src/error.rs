@@ -1,0 +1,59 @@
+//! The error type of `tessera-bench`.
+
+/// Why a benchmark could not run or its report could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine failed on a model of the benchmark (boxed: it is the largest of the
+    /// errors underneath).
+    #[error(transparent)]
+    Engine(Box<tessera_engine::Error>),
+
+    /// A model of the benchmark is malformed.
+    #[error(transparent)]
+    Model(#[from] tessera_onnx::Error),
+
+    /// A dataset of the benchmark is malformed.
+    #[error(transparent)]
+    Data(#[from] tessera_tensor::Error),
+
+    /// The trainable graph failed.
+    #[error(transparent)]
+    Train(#[from] tessera_train::Error),
+
+    /// A benchmark option is out of range, or selects nothing.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    /// A chart or report could not be drawn or encoded.
+    #[error("cannot draw {context}: {message}")]
+    Render {
+        /// What was being drawn.
+        context: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A tensor computation of the training benchmark failed.
+    #[error("{context}")]
+    Compute {
+        /// What was being computed.
+        context: &'static str,
+        /// candle's error.
+        #[source]
+        source: Box<candle_core::Error>,
+    },
+
+    /// A benchmark result does not have the shape the report expects.
+    #[error("{0}")]
+    Results(String),
+}
+
+impl From<tessera_engine::Error> for Error {
+    fn from(error: tessera_engine::Error) -> Self {
+        Error::Engine(Box::new(error))
+    }
+}
+
+/// Shorthand for results carrying this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,134 @@
+//! Enlarging a set of unlabelled inputs without labels or outside data: recombining the given
+//! inputs ([`mix`]) or drawing from their value range ([`sample_domain`]).
+
+use ndarray::{ArrayD, Axis};
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use rand::RngExt;
+
+use crate::{Error, Result};
+use tessera_tensor::tensor::Tensor;
+
+/// One new input per given input: row r keeps its values except for a random contiguous span
+/// along axis 1, taken from the same span of another row (CutMix on sequences).
+pub fn mix(inputs: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    match inputs {
+        Tensor::F32(array) => mix_array(array, rng).map(Tensor::F32),
+        Tensor::I64(array) => mix_array(array, rng).map(Tensor::I64),
+    }
+}
+
+fn mix_array<T: Copy>(array: &ArrayD<T>, rng: &mut ChaCha8Rng) -> Result<ArrayD<T>> {
+    if array.ndim() < 2 || array.len_of(Axis(1)) < 2 {
+        return Err(Error::Shape(format!(
+            "mixing recombines spans along the second axis, but the inputs have shape {:?}; use \
+             --augmentation none or sample-domain",
+            array.shape()
+        )));
+    }
+    let rows = array.len_of(Axis(0));
+    let length = array.len_of(Axis(1));
+    let mut partners: Vec<usize> = (0..rows).collect();
+    partners.shuffle(rng);
+    let mut mixed = array.clone();
+    for (row, &partner) in partners.iter().enumerate() {
+        let start = rng.random_range(0..length);
+        let end = rng.random_range(start + 1..=length);
+        let source = array.index_axis(Axis(0), partner);
+        let mut target = mixed.index_axis_mut(Axis(0), row);
+        for position in start..end {
+            target
+                .index_axis_mut(Axis(0), position)
+                .assign(&source.index_axis(Axis(0), position));
+        }
+    }
+    Ok(mixed)
+}
+
+/// As many new inputs as `inputs` holds, each element drawn uniformly from the range of values
+/// the given inputs span.
+pub fn sample_domain(inputs: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    match inputs {
+        Tensor::I64(array) => {
+            let (low, high) = range(array.iter().copied())?;
+            Ok(Tensor::I64(array.mapv(|_| rng.random_range(low..=high))))
+        }
+        Tensor::F32(array) => {
+            let (low, high) = range(array.iter().copied())?;
+            Ok(Tensor::F32(if low < high {
+                array.mapv(|_| rng.random_range(low..high))
+            } else {
+                array.mapv(|_| low)
+            }))
+        }
+    }
+}
+
+fn range<T: Copy + PartialOrd>(mut values: impl Iterator<Item = T>) -> Result<(T, T)> {
+    let first = values
+        .next()
+        .ok_or_else(|| Error::Shape("cannot sample the domain of an empty input set".into()))?;
+    Ok(values.fold((first, first), |(low, high), value| {
+        (
+            if value < low { value } else { low },
+            if value > high { value } else { high },
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, IxDyn};
+    use rand::SeedableRng;
+
+    fn tokens() -> Tensor {
+        Tensor::I64(
+            Array2::from_shape_fn((6, 8), |(row, column)| (row * 100 + column) as i64).into_dyn(),
+        )
+    }
+
+    #[test]
+    fn mixing_keeps_positions_and_only_uses_given_values() {
+        let original = tokens();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let Tensor::I64(mixed) = mix(&original, &mut rng).unwrap() else {
+            panic!("wrong type")
+        };
+        assert_eq!(mixed.shape(), [6, 8]);
+        let Tensor::I64(given) = &original else {
+            panic!("wrong type")
+        };
+        let mut changed = 0;
+        for ((index, &value), &before) in mixed.indexed_iter().zip(given) {
+            let column = index[1] as i64;
+            assert_eq!(
+                value % 100,
+                column,
+                "value {value} moved to another position"
+            );
+            changed += usize::from(value != before);
+        }
+        assert!(changed > 0);
+        let again = mix(&original, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert_eq!(again, Tensor::I64(mixed));
+    }
+
+    #[test]
+    fn mixing_needs_a_second_axis() {
+        let flat = Tensor::F32(ndarray::ArrayD::zeros(IxDyn(&[4])));
+        let error = mix(&flat, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
+        assert!(error.to_string().contains("--augmentation"), "{error}");
+    }
+
+    #[test]
+    fn sampling_stays_in_range() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let Tensor::I64(drawn) = sample_domain(&tokens(), &mut rng).unwrap() else {
+            panic!("wrong type")
+        };
+        assert!(drawn.iter().all(|&value| (0..=507).contains(&value)));
+        let floats = Tensor::F32(ndarray::ArrayD::from_elem(IxDyn(&[3, 2]), 0.5));
+        assert_eq!(sample_domain(&floats, &mut rng).unwrap(), floats);
+    }
+}

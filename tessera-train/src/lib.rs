@@ -1,0 +1,311 @@
+//! The trainable graph: an ONNX model interpreted node by node on candle tensors, with chosen
+//! initializers held as variables so that gradients reach them, and the learned values written
+//! back into the model.
+//!
+//! tract and ONNX Runtime only run models. Here every operator is built from differentiable
+//! candle operations (see [`ops`]); shape arithmetic runs on int64 tensors and needs no
+//! gradient. The device is a parameter: CPU always, CUDA with the `cuda` cargo feature.
+
+mod device;
+mod error;
+pub mod functional;
+mod node;
+mod ops;
+mod optim;
+mod storage;
+pub mod training;
+
+use std::collections::{HashMap, HashSet};
+
+use candle_core::{DType, Device, Tensor, Var};
+use ndarray::{Array2, ArrayView2};
+
+use tessera_onnx::{dtype_of, OnnxModel};
+use tessera_tensor::tensor::{DType as HostDType, Tensor as HostTensor};
+
+pub use device::TrainingDevice;
+pub use error::{Error, Result};
+pub use node::Node;
+pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, Schedule, StepReport};
+
+/// Which initializers learn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trainable {
+    /// Every floating-point initializer.
+    All,
+    /// Every floating-point initializer except these (e.g. embeddings an adapter keeps frozen).
+    AllExcept(Vec<String>),
+    /// Only these.
+    Only(Vec<String>),
+}
+
+impl Trainable {
+    fn includes(&self, name: &str) -> bool {
+        match self {
+            Trainable::All => true,
+            Trainable::AllExcept(frozen) => !frozen.iter().any(|f| f == name),
+            Trainable::Only(chosen) => chosen.iter().any(|c| c == name),
+        }
+    }
+}
+
+/// A node whose operator the trainable graph cannot evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnsupportedNode {
+    /// The node's name.
+    pub node: String,
+    /// Its operator (with its domain if not the default one).
+    pub op_type: String,
+}
+
+/// Nodes of `model` whose operators are not supported, so a caller can refuse a model before
+/// any training starts.
+pub fn unsupported_nodes(model: &OnnxModel) -> Vec<UnsupportedNode> {
+    model
+        .graph()
+        .node
+        .iter()
+        .filter(|node| ops::lookup(&node.domain, &node.op_type).is_none())
+        .map(|node| UnsupportedNode {
+            node: node.name.clone(),
+            op_type: if node.domain.is_empty() {
+                node.op_type.clone()
+            } else {
+                format!("{}::{}", node.domain, node.op_type)
+            },
+        })
+        .collect()
+}
+
+/// Names of every operator the trainable graph supports.
+pub fn supported_ops() -> Vec<&'static str> {
+    ops::supported().collect()
+}
+
+/// An ONNX model ready to evaluate and differentiate.
+pub struct TrainableGraph {
+    model: OnnxModel,
+    device: Device,
+    constants: HashMap<String, Tensor>,
+    variables: Vec<(String, Var)>,
+}
+
+impl TrainableGraph {
+    /// Prepares `model` on `device` with the `trainable` initializers as variables. Fails,
+    /// listing every offending node, if the model uses an unsupported operator.
+    pub fn new(model: &OnnxModel, trainable: &Trainable, device: Device) -> Result<Self> {
+        let unsupported = unsupported_nodes(model);
+        if !unsupported.is_empty() {
+            let list: Vec<String> = unsupported
+                .iter()
+                .map(|node| format!("{} ({})", node.node, node.op_type))
+                .collect();
+            return Err(model
+                .error(format!(
+                    "the trainable graph does not support {} node(s): {}",
+                    list.len(),
+                    list.join(", ")
+                ))
+                .into());
+        }
+        let mut constants = HashMap::new();
+        let mut variables = Vec::new();
+        for initializer in &model.graph().initializer {
+            let tensor = node::decode_tensor(initializer, &device).map_err(|message| {
+                model.error(format!("initializer {:?}: {message}", initializer.name))
+            })?;
+            let learnable = matches!(dtype_of(initializer.data_type), HostDType::F32)
+                && trainable.includes(&initializer.name);
+            if learnable {
+                let var =
+                    Var::from_tensor(&tensor).map_err(|error| model.error(error.to_string()))?;
+                variables.push((initializer.name.clone(), var));
+            } else {
+                constants.insert(initializer.name.clone(), tensor);
+            }
+        }
+        if let Trainable::Only(chosen) | Trainable::AllExcept(chosen) = trainable {
+            let known: HashSet<&str> = model
+                .graph()
+                .initializer
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect();
+            if let Some(missing) = chosen.iter().find(|name| !known.contains(name.as_str())) {
+                return Err(model
+                    .error(format!("{missing:?} is not an initializer of the model"))
+                    .into());
+            }
+        }
+        Ok(Self {
+            model: model.clone(),
+            device,
+            constants,
+            variables,
+        })
+    }
+
+    /// The learnable initializers, by name, in model order.
+    pub fn variables(&self) -> &[(String, Var)] {
+        &self.variables
+    }
+
+    /// Whether initializer `name` is a table whose rows are looked up (the data input of a
+    /// `Gather`: token embeddings, position tables).
+    pub fn is_lookup_table(&self, name: &str) -> bool {
+        self.model.graph().node.iter().any(|node| {
+            node.op_type == "Gather" && node.input.first().is_some_and(|input| input == name)
+        })
+    }
+
+    /// The device the graph runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Evaluates the graph on `inputs` (one per model input, in order) and returns the tensors
+    /// named in `outputs` — graph outputs or any intermediate tensor — connected to the
+    /// variables for backpropagation.
+    pub fn forward(&self, inputs: &[HostTensor], outputs: &[String]) -> Result<Vec<Tensor>> {
+        let declared = self.model.inputs();
+        if inputs.len() != declared.len() {
+            return Err(Error::Shape(format!(
+                "the model takes {} inputs, {} were given",
+                declared.len(),
+                inputs.len()
+            )));
+        }
+        let mut values: HashMap<&str, Tensor> = HashMap::new();
+        for (spec, tensor) in declared.iter().zip(inputs) {
+            values.insert(spec.name.as_str(), self.to_device(tensor)?);
+        }
+        for (name, tensor) in &self.constants {
+            values.insert(name.as_str(), tensor.clone());
+        }
+        for (name, var) in &self.variables {
+            values.insert(name.as_str(), var.as_tensor().clone());
+        }
+        let wanted: HashSet<&str> = outputs.iter().map(String::as_str).collect();
+        let opset = self.model.opset().unwrap_or(node::NEWEST_OPSET);
+        for proto in &self.model.graph().node {
+            let node = Node {
+                proto,
+                device: &self.device,
+                opset,
+            };
+            let arguments = proto
+                .input
+                .iter()
+                .map(|name| {
+                    if name.is_empty() {
+                        return Ok(None);
+                    }
+                    values.get(name.as_str()).cloned().map(Some).ok_or_else(|| {
+                        node.error(format!("input {name:?} is not computed before this node"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let op = ops::lookup(&proto.domain, &proto.op_type)
+                .ok_or_else(|| node.error("unsupported operator"))?;
+            let results = op(&node, &arguments)?;
+            for (name, value) in proto.output.iter().zip(results) {
+                if !name.is_empty() {
+                    values.insert(name.as_str(), value);
+                }
+            }
+            if wanted.iter().all(|name| values.contains_key(name)) {
+                break;
+            }
+        }
+        outputs
+            .iter()
+            .map(|name| {
+                values.get(name.as_str()).cloned().ok_or_else(|| {
+                    Error::Model(tessera_onnx::Error::UnknownTensor {
+                        name: name.clone(),
+                        hint: String::new(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    fn to_device(&self, tensor: &HostTensor) -> Result<Tensor> {
+        let shape = tensor.shape().to_vec();
+        let converted = match tensor {
+            HostTensor::F32(array) => Tensor::from_iter(array.iter().copied(), &self.device)
+                .and_then(|flat| flat.reshape(shape)),
+            HostTensor::I64(array) => Tensor::from_iter(array.iter().copied(), &self.device)
+                .and_then(|flat| flat.reshape(shape)),
+        };
+        converted.map_err(Error::compute("copying an input to the graph's device"))
+    }
+
+    /// The model with every variable's current value written into its initializer; the graph,
+    /// opsets and metadata are unchanged.
+    pub fn trained_model(&self) -> Result<OnnxModel> {
+        let mut values = HashMap::new();
+        for (name, var) in &self.variables {
+            let data = var
+                .as_tensor()
+                .to_dtype(DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|error| self.model.error(error.to_string()))?;
+            values.insert(name.clone(), data);
+        }
+        Ok(self.model.with_initializer_values(&values))
+    }
+}
+
+/// A `[rows, columns]` array as a float32 candle tensor on `device`.
+pub fn from_matrix(array: ArrayView2<f32>, device: &Device) -> Result<Tensor> {
+    Tensor::from_iter(array.iter().copied(), device)
+        .and_then(|flat| flat.reshape(array.dim()))
+        .map_err(Error::compute("copying a matrix to the device"))
+}
+
+/// A `[rows, columns]` candle tensor as a float32 array.
+pub fn to_matrix(tensor: &Tensor) -> Result<Array2<f32>> {
+    let shape = tensor.dims().to_vec();
+    match to_host(tensor)? {
+        HostTensor::F32(array) => array.into_dimensionality().map_err(|_| {
+            Error::Shape(format!(
+                "expected a [rows, columns] tensor, found shape {shape:?}"
+            ))
+        }),
+        HostTensor::I64(_) => Err(Error::Shape(
+            "expected a floating-point tensor, found an integer one".into(),
+        )),
+    }
+}
+
+/// A candle tensor as a host tensor (float32 or int64).
+pub fn to_host(tensor: &Tensor) -> Result<HostTensor> {
+    let shape = tensor.dims().to_vec();
+    let convert = Error::compute("copying a tensor to the host");
+    Ok(match tensor.dtype() {
+        DType::I64 | DType::U32 | DType::U8 => {
+            let values = tensor
+                .to_dtype(DType::I64)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<i64>())
+                .map_err(&convert)?;
+            HostTensor::I64(
+                ndarray::ArrayD::from_shape_vec(shape, values)
+                    .map_err(|e| Error::Shape(e.to_string()))?,
+            )
+        }
+        _ => {
+            let values = tensor
+                .to_dtype(DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(convert)?;
+            HostTensor::F32(
+                ndarray::ArrayD::from_shape_vec(shape, values)
+                    .map_err(|e| Error::Shape(e.to_string()))?,
+            )
+        }
+    })
+}

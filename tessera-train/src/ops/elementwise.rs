@@ -1,0 +1,181 @@
+//! Element-wise operators: arithmetic with ONNX (numpy) broadcasting, and unary functions.
+
+use candle_core::{DType, Tensor};
+
+use super::broadcast::{rows_broadcast, BroadcastOp};
+use super::{input, Node};
+use crate::node::{int_values, NodeResult};
+use crate::Result;
+
+fn binary(node: &Node<'_>, inputs: &[Option<Tensor>], op: BroadcastOp) -> Result<Vec<Tensor>> {
+    let (a, b) = (input(node, inputs, 0)?, input(node, inputs, 1)?);
+    Ok(vec![rows_broadcast(a, b, op).at(node)?])
+}
+
+fn unary(
+    node: &Node<'_>,
+    inputs: &[Option<Tensor>],
+    op: fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Vec<Tensor>> {
+    Ok(vec![op(input(node, inputs, 0)?).at(node)?])
+}
+
+/// `Add`.
+pub fn add(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    binary(node, inputs, Tensor::broadcast_add)
+}
+
+/// `Sub`.
+pub fn sub(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    binary(node, inputs, Tensor::broadcast_sub)
+}
+
+/// `Mul`.
+pub fn mul(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    binary(node, inputs, Tensor::broadcast_mul)
+}
+
+/// `Div` (integer division truncates, as ONNX specifies).
+pub fn div(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    binary(node, inputs, Tensor::broadcast_div)
+}
+
+/// `Pow`: a constant scalar exponent uses `powf`; a tensor exponent `exp(b · ln a)`.
+pub fn pow(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let (base, exponent) = (input(node, inputs, 0)?, input(node, inputs, 1)?);
+    if exponent.elem_count() == 1 {
+        let value = exponent
+            .to_dtype(DType::F64)
+            .and_then(|e| e.flatten_all())
+            .and_then(|e| e.to_vec1::<f64>())
+            .at(node)?[0];
+        if value == 2.0 {
+            return Ok(vec![base.sqr().at(node)?]);
+        }
+        return Ok(vec![base.powf(value).at(node)?]);
+    }
+    let result = base
+        .log()
+        .and_then(|log| log.broadcast_mul(&exponent.to_dtype(base.dtype())?))
+        .and_then(|product| product.exp())
+        .at(node)?;
+    Ok(vec![result])
+}
+
+/// `Mod` on integers (the sign follows the divisor unless `fmod = 1`), as shape arithmetic
+/// needs; float `Mod` with `fmod = 1` is the C remainder.
+pub fn modulo(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let (a, b) = (input(node, inputs, 0)?, input(node, inputs, 1)?);
+    let fmod = node.int("fmod").unwrap_or(0) == 1;
+    if a.dtype() == DType::I64 {
+        let shape = a
+            .shape()
+            .broadcast_shape_binary_op(b.shape(), "Mod")
+            .at(node)?;
+        let left = int_values(&a.broadcast_as(shape.clone()).at(node)?, node)?;
+        let right = int_values(&b.broadcast_as(shape.clone()).at(node)?, node)?;
+        let values = left
+            .iter()
+            .zip(&right)
+            .map(|(&x, &y)| {
+                if y == 0 {
+                    return Err(node.error("division by zero"));
+                }
+                // The C remainder, or (the default) the remainder with the divisor's sign.
+                Ok(if fmod { x % y } else { ((x % y) + y) % y })
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        return Ok(vec![Tensor::from_vec(values, shape, a.device()).at(node)?]);
+    }
+    // Float remainder: a − trunc(a / b) · b.
+    let quotient = a.broadcast_div(b).at(node)?;
+    let truncated = quotient
+        .sign()
+        .and_then(|sign| sign.mul(&quotient.abs()?.floor()?))
+        .at(node)?;
+    Ok(vec![a
+        .broadcast_sub(&truncated.broadcast_mul(b).at(node)?)
+        .at(node)?])
+}
+
+/// `Neg`.
+pub fn neg(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, Tensor::neg)
+}
+
+/// `Sqrt`.
+pub fn sqrt(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, Tensor::sqrt)
+}
+
+/// `Exp`.
+pub fn exp(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, Tensor::exp)
+}
+
+/// `Log`.
+pub fn log(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, Tensor::log)
+}
+
+/// `Erf`.
+pub fn erf(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, Tensor::erf)
+}
+
+/// `Tanh`.
+pub fn tanh(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, Tensor::tanh)
+}
+
+/// The logistic function, from differentiable primitives.
+pub fn logistic(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.neg()?.exp()?.affine(1.0, 1.0)?.recip()
+}
+
+/// `Sigmoid`.
+pub fn sigmoid(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, logistic)
+}
+
+/// `Relu`.
+pub fn relu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    unary(node, inputs, Tensor::relu)
+}
+
+/// `Gelu` (opset 20): exact, or the tanh approximation when `approximate = "tanh"`.
+pub fn gelu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    match node.string("approximate").as_deref() {
+        Some("tanh") => unary(node, inputs, Tensor::gelu),
+        _ => unary(node, inputs, Tensor::gelu_erf),
+    }
+}
+
+/// `Identity`.
+pub fn identity(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    Ok(vec![input(node, inputs, 0)?.clone()])
+}
+
+/// `Dropout` at inference: the input, and an all-true mask if asked for.
+pub fn dropout(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let x = input(node, inputs, 0)?;
+    let mask = Tensor::ones(x.shape(), DType::I64, x.device()).at(node)?;
+    Ok(vec![x.clone(), mask])
+}
+
+/// `Cast`: float types to float32, integer and boolean types to int64.
+pub fn cast(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    use tessera_onnx::proto::tensor_proto::DataType;
+    let x = input(node, inputs, 0)?;
+    let to = node.int("to").unwrap_or(0) as i32;
+    let dtype = match DataType::try_from(to) {
+        Ok(DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16) => {
+            DType::F32
+        }
+        Ok(
+            DataType::Int64 | DataType::Int32 | DataType::Int8 | DataType::Uint8 | DataType::Bool,
+        ) => DType::I64,
+        _ => return Err(node.error(format!("casting to ONNX type {to} is not supported"))),
+    };
+    Ok(vec![x.to_dtype(dtype).at(node)?])
+}

@@ -1,0 +1,276 @@
+//! One direction of an `LSTM` over a whole sequence as a single operation with a hand-written
+//! backward pass through time. Unrolled into candle operations, every time step reads a slice
+//! of the sequence's input projections, and candle differentiates each slice by padding its
+//! gradient back to the whole sequence: the backward pass grew with the square of the length.
+//! Here the forward pass keeps each step's gate activations, so the backward pass evaluates no
+//! activation function again.
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+
+use crate::storage::{run_kernel3, tensor_values, Kernel3, Real};
+
+/// Values kept per unit and step: h, c, the gates i, o, f, the candidate, and tanh(c).
+const KEPT: usize = 7;
+
+/// Runs one direction: `inputs` are the input projections with both biases, `[T, B, 4H]` in
+/// the gate order i, o, f, c; `recurrent` is `R`, `[4H, H]`; `initial` stacks h₀ and c₀,
+/// `[2, B, H]`. Returns every step's state, `[T, B, 7H]`, in the sequence's own time order
+/// whichever way it was read: the hidden state in channels `..H`, the cell state in `H..2H`
+/// (the rest is what the backward pass needs).
+pub fn lstm_direction(
+    inputs: &Tensor,
+    recurrent: &Tensor,
+    initial: &Tensor,
+    reverse: bool,
+) -> candle_core::Result<Tensor> {
+    let (steps, batch, _) = inputs.dims3()?;
+    let hidden = recurrent.dim(1)?;
+    inputs.contiguous()?.apply_op3(
+        &recurrent.contiguous()?,
+        &initial.contiguous()?,
+        LstmDirection {
+            reverse,
+            steps,
+            batch,
+            hidden,
+        },
+    )
+}
+
+#[derive(Clone, Copy)]
+struct LstmDirection {
+    reverse: bool,
+    steps: usize,
+    batch: usize,
+    hidden: usize,
+}
+
+fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+impl LstmDirection {
+    /// Time steps in the order they are processed.
+    fn order(&self, steps: usize) -> Vec<usize> {
+        if self.reverse {
+            (0..steps).rev().collect()
+        } else {
+            (0..steps).collect()
+        }
+    }
+
+    /// Hidden and cell state before step `position` of `order`: the previous step's, or the
+    /// initial one.
+    fn previous<'a, T: Real>(
+        order: &[usize],
+        position: usize,
+        states: ArrayView3<'a, T>,
+        initial: ArrayView3<'a, T>,
+        hidden: usize,
+    ) -> (ArrayView2<'a, T>, ArrayView2<'a, T>) {
+        match position.checked_sub(1) {
+            Some(before) => {
+                let state = states.index_axis_move(Axis(0), order[before]);
+                (
+                    state.slice_move(s![.., ..hidden]),
+                    state.slice_move(s![.., hidden..2 * hidden]),
+                )
+            }
+            None => (
+                initial.index_axis_move(Axis(0), 0),
+                initial.index_axis_move(Axis(0), 1),
+            ),
+        }
+    }
+
+    fn forward<T: Real>(
+        &self,
+        inputs: ArrayView3<T>,
+        recurrent: ArrayView2<T>,
+        initial: ArrayView3<T>,
+    ) -> Array3<T> {
+        let (steps, batch, _) = inputs.dim();
+        let hidden = recurrent.ncols();
+        let mut states = Array3::zeros((steps, batch, KEPT * hidden));
+        let order = self.order(steps);
+        for (position, &t) in order.iter().enumerate() {
+            let (h, c) = Self::previous(&order, position, states.view(), initial, hidden);
+            let a = &inputs.index_axis(Axis(0), t) + &h.dot(&recurrent.t());
+            let c = c.to_owned();
+            let mut state = states.index_axis_mut(Axis(0), t);
+            for b in 0..batch {
+                for unit in 0..hidden {
+                    let input = sigmoid(a[[b, unit]]);
+                    let output = sigmoid(a[[b, hidden + unit]]);
+                    let forget = sigmoid(a[[b, 2 * hidden + unit]]);
+                    let candidate = a[[b, 3 * hidden + unit]].tanh();
+                    let cell = forget * c[[b, unit]] + input * candidate;
+                    let squashed = cell.tanh();
+                    let kept = [
+                        output * squashed,
+                        cell,
+                        input,
+                        output,
+                        forget,
+                        candidate,
+                        squashed,
+                    ];
+                    for (slot, value) in kept.into_iter().enumerate() {
+                        state[[b, slot * hidden + unit]] = value;
+                    }
+                }
+            }
+        }
+        states
+    }
+
+    /// Gradients of the inputs, `R` and the initial state from the kept states and their
+    /// gradient (which is zero beyond h and c).
+    fn backward<T: Real>(
+        &self,
+        recurrent: ArrayView2<T>,
+        initial: ArrayView3<T>,
+        states: ArrayView3<T>,
+        gradient: ArrayView3<T>,
+    ) -> candle_core::Result<(Array3<T>, Array2<T>, Array3<T>)> {
+        let (steps, batch, _) = states.dim();
+        let hidden = recurrent.ncols();
+        let one = T::one();
+        let mut d_inputs = Array3::zeros((steps, batch, 4 * hidden));
+        let mut d_recurrent = Array2::zeros((4 * hidden, hidden));
+        let mut d_hidden = Array2::<T>::zeros((batch, hidden));
+        let mut d_cell = Array2::<T>::zeros((batch, hidden));
+        let order = self.order(steps);
+        for (position, &t) in order.iter().enumerate().rev() {
+            let (h, c) = Self::previous(&order, position, states, initial, hidden);
+            let mut d_a = d_inputs.index_axis_mut(Axis(0), t);
+            for b in 0..batch {
+                for unit in 0..hidden {
+                    let kept = |slot: usize| states[[t, b, slot * hidden + unit]];
+                    let (input, output, forget, candidate, squashed) =
+                        (kept(2), kept(3), kept(4), kept(5), kept(6));
+                    let dh = gradient[[t, b, unit]] + d_hidden[[b, unit]];
+                    let dc = gradient[[t, b, hidden + unit]]
+                        + d_cell[[b, unit]]
+                        + dh * output * (one - squashed * squashed);
+                    d_a[[b, unit]] = dc * candidate * input * (one - input);
+                    d_a[[b, hidden + unit]] = dh * squashed * output * (one - output);
+                    d_a[[b, 2 * hidden + unit]] = dc * c[[b, unit]] * forget * (one - forget);
+                    d_a[[b, 3 * hidden + unit]] = dc * input * (one - candidate * candidate);
+                    d_cell[[b, unit]] = dc * forget;
+                }
+            }
+            d_recurrent += &d_a.t().dot(&h);
+            d_hidden = d_a.dot(&recurrent);
+        }
+        let d_initial = ndarray::stack(Axis(0), &[d_hidden.view(), d_cell.view()])
+            .map_err(|error| candle_core::Error::Msg(error.to_string()))?;
+        Ok((d_inputs, d_recurrent, d_initial))
+    }
+
+    fn run_backward<T: Real>(
+        &self,
+        recurrent: &Tensor,
+        initial: &Tensor,
+        states: &Tensor,
+        gradient: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
+        let kept = KEPT * hidden;
+        let (r, init) = (tensor_values::<T>(recurrent)?, tensor_values::<T>(initial)?);
+        let (kept_values, gradient_values) =
+            (tensor_values::<T>(states)?, tensor_values::<T>(gradient)?);
+        let (d_inputs, d_recurrent, d_initial) = self.backward(
+            view2(&r, (4 * hidden, hidden))?,
+            view3(&init, (2, batch, hidden))?,
+            view3(&kept_values, (steps, batch, kept))?,
+            view3(&gradient_values, (steps, batch, kept))?,
+        )?;
+        let device = recurrent.device();
+        let tensor = |array: Vec<T>, shape: &[usize]| Tensor::from_vec(array, shape, device);
+        Ok((
+            Some(tensor(
+                d_inputs.into_raw_vec_and_offset().0,
+                &[steps, batch, 4 * hidden],
+            )?),
+            Some(tensor(
+                d_recurrent.into_raw_vec_and_offset().0,
+                &[4 * hidden, hidden],
+            )?),
+            Some(tensor(
+                d_initial.into_raw_vec_and_offset().0,
+                &[2, batch, hidden],
+            )?),
+        ))
+    }
+}
+
+fn view3<T>(values: &[T], dims: (usize, usize, usize)) -> candle_core::Result<ArrayView3<'_, T>> {
+    ArrayView3::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
+}
+
+fn view2<T>(values: &[T], dims: (usize, usize)) -> candle_core::Result<ArrayView2<'_, T>> {
+    ArrayView2::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
+}
+
+impl Kernel3 for LstmDirection {
+    const NAME: &'static str = "an LSTM";
+
+    fn run<T: Real>(
+        &self,
+        inputs: &[T],
+        recurrent: &[T],
+        initial: &[T],
+    ) -> candle_core::Result<Vec<T>> {
+        let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
+        let states = self.forward(
+            view3(inputs, (steps, batch, 4 * hidden))?,
+            view2(recurrent, (4 * hidden, hidden))?,
+            view3(initial, (2, batch, hidden))?,
+        );
+        Ok(states.into_raw_vec_and_offset().0)
+    }
+}
+
+impl CustomOp3 for LstmDirection {
+    fn name(&self) -> &'static str {
+        "lstm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        inputs: &CpuStorage,
+        inputs_layout: &Layout,
+        recurrent: &CpuStorage,
+        recurrent_layout: &Layout,
+        initial: &CpuStorage,
+        initial_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let states = run_kernel3(
+            self,
+            (inputs, inputs_layout),
+            (recurrent, recurrent_layout),
+            (initial, initial_layout),
+        )?;
+        Ok((
+            states,
+            Shape::from((self.steps, self.batch, KEPT * self.hidden)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _inputs: &Tensor,
+        recurrent: &Tensor,
+        initial: &Tensor,
+        states: &Tensor,
+        gradient: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        match states.dtype() {
+            DType::F32 => self.run_backward::<f32>(recurrent, initial, states, gradient),
+            DType::F64 => self.run_backward::<f64>(recurrent, initial, states, gradient),
+            other => candle_core::bail!("an LSTM needs float32 or float64 values, not {other:?}"),
+        }
+    }
+}

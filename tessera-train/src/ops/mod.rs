@@ -1,0 +1,100 @@
+//! Operators of the trainable graph, grouped by kind, and the one registry that maps ONNX
+//! operator names to them. Every operator is written with differentiable candle operations, so
+//! gradients flow through it; integer (shape) arithmetic needs none.
+
+mod broadcast;
+mod convolution;
+mod elementwise;
+mod fused_layer_norm;
+mod fused_lstm;
+#[cfg(test)]
+mod gradcheck;
+mod linalg;
+mod normalization;
+mod recurrent;
+mod reduction;
+mod shape;
+
+use candle_core::Tensor;
+
+use super::node::Node;
+use crate::Result;
+
+/// An operator: the node, its inputs (`None` for omitted optional ones), its outputs.
+pub type OpFn = fn(&Node<'_>, &[Option<Tensor>]) -> Result<Vec<Tensor>>;
+
+/// Every supported operator (default ONNX domain), by name.
+const REGISTRY: &[(&str, OpFn)] = &[
+    ("Add", elementwise::add),
+    ("Sub", elementwise::sub),
+    ("Mul", elementwise::mul),
+    ("Div", elementwise::div),
+    ("Pow", elementwise::pow),
+    ("Mod", elementwise::modulo),
+    ("Neg", elementwise::neg),
+    ("Sqrt", elementwise::sqrt),
+    ("Exp", elementwise::exp),
+    ("Log", elementwise::log),
+    ("Erf", elementwise::erf),
+    ("Tanh", elementwise::tanh),
+    ("Sigmoid", elementwise::sigmoid),
+    ("Relu", elementwise::relu),
+    ("Gelu", elementwise::gelu),
+    ("Identity", elementwise::identity),
+    ("Dropout", elementwise::dropout),
+    ("Cast", elementwise::cast),
+    ("MatMul", linalg::matmul),
+    ("Gemm", linalg::gemm),
+    ("LayerNormalization", normalization::layer_normalization),
+    ("BatchNormalization", normalization::batch_normalization),
+    ("Softmax", reduction::softmax),
+    ("LogSoftmax", reduction::log_softmax_op),
+    ("ReduceMean", reduction::reduce_mean),
+    ("ReduceSum", reduction::reduce_sum),
+    ("Shape", shape::shape),
+    ("Reshape", shape::reshape),
+    ("Flatten", shape::flatten),
+    ("Transpose", shape::transpose),
+    ("Slice", shape::slice),
+    ("Concat", shape::concat),
+    ("Unsqueeze", shape::unsqueeze),
+    ("Squeeze", shape::squeeze),
+    ("Gather", shape::gather),
+    ("Constant", shape::constant),
+    ("ConstantOfShape", shape::constant_of_shape),
+    ("Expand", shape::expand),
+    ("Conv", convolution::conv),
+    ("MaxPool", convolution::max_pool),
+    ("AveragePool", convolution::average_pool),
+    ("LSTM", recurrent::lstm),
+    ("GRU", recurrent::gru),
+];
+
+/// The operator named `op_type` in `domain`, if supported.
+pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
+    if !(domain.is_empty() || domain == "ai.onnx") {
+        return None;
+    }
+    REGISTRY
+        .iter()
+        .find(|(name, _)| *name == op_type)
+        .map(|(_, op)| *op)
+}
+
+/// Names of every supported operator.
+pub fn supported() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|(name, _)| *name)
+}
+
+/// Input `index`, which the operator requires.
+fn input<'t>(node: &Node<'_>, inputs: &'t [Option<Tensor>], index: usize) -> Result<&'t Tensor> {
+    inputs
+        .get(index)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| node.error(format!("input {index} is required")))
+}
+
+/// Input `index` if given.
+fn optional(inputs: &[Option<Tensor>], index: usize) -> Option<&Tensor> {
+    inputs.get(index).and_then(Option::as_ref)
+}
