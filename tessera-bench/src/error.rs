@@ -33,20 +33,6 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-
-    /// A tensor computation of the training benchmark failed.
-    #[error("{context}")]
-    Compute {
-        /// What was being computed.
-        context: &'static str,
-        /// candle's error.
-        #[source]
-        source: Box<candle_core::Error>,
-    },
-
-    /// A benchmark result does not have the shape the report expects.
-    #[error("{0}")]
-    Results(String),
 }
 
 impl From<tessera_engine::Error> for Error {

@@ -129,13 +129,10 @@ pub fn run(
             let targets: Vec<i64> = rows_taken.iter().map(|&row| labels[row]).collect();
             let started = Instant::now();
             let logits = graph.forward(&[inputs], &output)?.remove(0);
-            let failed = |source| Error::Compute {
-                context: "training step",
-                source: Box::new(source),
-            };
-            let loss = cross_entropy(&logits, &targets).map_err(failed)?;
+            let failed = tessera_train::Error::compute("training step failed");
+            let loss = cross_entropy(&logits, &targets).map_err(&failed)?;
             let after_forward = Instant::now();
-            let gradients = loss.backward().map_err(failed)?;
+            let gradients = loss.backward().map_err(&failed)?;
             let after_backward = Instant::now();
             optimizer.step(&gradients)?;
             let after_update = Instant::now();

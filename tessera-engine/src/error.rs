@@ -44,16 +44,6 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
-    /// A tensor computation of the hub or the transfer failed; `context` says which.
-    #[error("{context}")]
-    Compute {
-        /// What was being computed.
-        context: String,
-        /// candle's error.
-        #[source]
-        source: Box<candle_core::Error>,
-    },
-
     /// Non-finite values where training needs finite ones: a diverged loss, a representation
     /// holding NaN or infinity.
     #[error("{0}")]
@@ -107,12 +97,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps a candle error with what was being computed.
+    /// Wraps a candle error of the hub or the transfer with what was being computed (as the
+    /// trainable graph's [`tessera_train::Error::Compute`]).
     pub fn compute(context: &'static str) -> impl Fn(candle_core::Error) -> Error {
-        move |source| Error::Compute {
-            context: context.into(),
-            source: Box::new(source),
-        }
+        let wrap = tessera_train::Error::compute(context);
+        move |source| Error::Train(wrap(source))
     }
 }
 
