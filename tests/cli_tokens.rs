@@ -196,6 +196,7 @@ fn convert_produces_every_quantisation_and_crc_variant() {
                     quant: quant.parse().unwrap(),
                     crc: crc.parse().unwrap(),
                     hmac_key: None,
+                    signing_key: None,
                 },
             )
             .unwrap();

@@ -89,6 +89,7 @@ fn re_encoding_a_loaded_fixture_reproduces_its_bytes() {
             quant: loaded.quant,
             crc: loaded.crc,
             hmac_key: key_of(&fixture),
+            signing_key: None,
         };
         let again = tbf::encode(&loaded.token, &options).unwrap();
         assert!(
@@ -110,6 +111,7 @@ fn writing_the_original_vector_reproduces_the_reference_writer() {
             quant: loaded.quant,
             crc: loaded.crc,
             hmac_key: key_of(&fixture),
+            signing_key: None,
         };
         let bytes = tbf::encode(&fresh, &options).unwrap();
         assert!(
@@ -203,6 +205,7 @@ fn hmac_is_verified_and_downgrades_are_refused() {
             quant: loaded.quant,
             crc: loaded.crc,
             hmac_key: None,
+            signing_key: None,
         },
     )
     .unwrap();

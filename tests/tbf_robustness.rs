@@ -107,7 +107,7 @@ proptest! {
         signed in any::<bool>(),
     ) {
         let key = signed.then(|| HmacKey::new(b"proptest key".to_vec()).unwrap());
-        let options = SaveOptions { quant, crc, hmac_key: key.clone() };
+        let options = SaveOptions { quant, crc, hmac_key: key.clone(), signing_key: None };
         let token = Token::new(KnowledgeType::Behaviour, values.clone());
         let bytes = tbf::encode(&token, &options).unwrap();
         let loaded = tbf::decode(&bytes, &LoadOptions { hmac_key: key, allow_unauthenticated: true, ..LoadOptions::default() }).unwrap();

@@ -139,4 +139,21 @@ pub enum TbfError {
     /// A key given in text is not valid hexadecimal.
     #[error("invalid HMAC key: {0}")]
     InvalidKey(String),
+
+    /// A token's Ed25519 signature is malformed or does not verify, or a trust file refuses
+    /// the token (unsigned, or signed by a key it does not list).
+    #[error("signature check failed: {0}")]
+    Signature(String),
+
+    /// An Ed25519 key given as text or read from a key file is not valid.
+    #[error("invalid Ed25519 key: {0}")]
+    InvalidSigningKey(String),
+
+    /// A trust file is not valid TOML or does not map signer names to public keys.
+    #[error("invalid trust file {0}")]
+    TrustFile(String),
+
+    /// The operating system's random number generator failed, so no key could be generated.
+    #[error("cannot generate a key: the operating system's random number generator failed ({0})")]
+    Random(String),
 }

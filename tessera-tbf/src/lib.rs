@@ -9,6 +9,10 @@
 //! - [`MappedToken`] validates a memory-mapped file and exposes its payload without copying.
 //! - Both CRC variants found in the wild are read ([`CrcVariant`]); HMAC-SHA256 signing and
 //!   constant-time verification with downgrade protection ([`LoadOptions::hmac_key`]).
+//! - Ed25519 signatures say who wrote a token: [`SaveOptions::signing_key`] signs, every read
+//!   verifies a signature present ([`Loaded::signature`]) and a [`TrustStore`] decides whether
+//!   the signer is one to accept. The signature lives in the custom metadata, so `tessera-core`
+//!   0.1.0 still loads a signed token; see [`SIGNATURE_KEY`] for what is signed.
 //!
 //! ```
 //! use tessera_tbf::{self as tbf, KnowledgeType, LoadOptions, QuantType, SaveOptions, Token};
@@ -20,6 +24,21 @@
 //! assert_eq!(loaded.quant, QuantType::Float16);
 //! # Ok::<(), tbf::TbfError>(())
 //! ```
+//!
+//! Signing, and accepting only known signers:
+//!
+//! ```
+//! use tessera_tbf::{self as tbf, KnowledgeType, LoadOptions, QuantType, SaveOptions};
+//! use tessera_tbf::{SigningKey, Token, TrustStore};
+//!
+//! let key = SigningKey::generate()?;
+//! let token = Token::new(KnowledgeType::Activation, vec![0.25, -1.0, 3.5]);
+//! let options = SaveOptions { quant: QuantType::Int8, signing_key: Some(key.clone()), ..Default::default() };
+//! let loaded = tbf::decode(&tbf::encode(&token, &options)?, &LoadOptions::default())?;
+//! let trust = TrustStore::from_toml_str(&format!("[signers]\nalice = \"{}\"", key.verifying_key()))?;
+//! assert_eq!(trust.require(&loaded.signature)?, "alice");
+//! # Ok::<(), tbf::TbfError>(())
+//! ```
 
 mod checksum;
 mod error;
@@ -28,6 +47,7 @@ mod mapped;
 mod metadata;
 mod quant;
 mod reader;
+mod signature;
 mod stats;
 mod token;
 mod writer;
@@ -45,6 +65,10 @@ pub use metadata::{
 };
 pub use quant::Int8Params;
 pub use reader::{decode, info, load, HmacStatus, Info, LoadOptions, Loaded};
+pub use signature::{
+    sign, verify, SignatureStatus, SigningKey, TrustStore, VerifyingKey, SIGNATURE_ALGORITHM,
+    SIGNATURE_DOMAIN, SIGNATURE_KEY,
+};
 pub use stats::VectorStats;
 pub use token::Token;
 pub use writer::{encode, save, SaveOptions};

@@ -11,6 +11,7 @@ use super::checksum::CrcVariant;
 use super::metadata::Metadata;
 use super::quant::{self, Encoding};
 use super::reader::{parse, HmacStatus, LoadOptions};
+use super::signature::SignatureStatus;
 use super::{QuantType, TbfError};
 use tessera_fs::IoError;
 
@@ -22,10 +23,12 @@ pub struct MappedToken {
     payload: Range<usize>,
     crc: CrcVariant,
     hmac: HmacStatus,
+    signature: SignatureStatus,
 }
 
 impl MappedToken {
-    /// Maps `path` and validates it exactly as [`load`](super::load) would.
+    /// Maps `path` and validates it exactly as [`load`](super::load) would, Ed25519 signature
+    /// included.
     ///
     /// As with every memory-mapped file, the file must not be modified by another process while
     /// the mapping is alive.
@@ -47,8 +50,13 @@ impl MappedToken {
         let map = unsafe { Mmap::map(&file) }.map_err(|source| io_error("map", source))?;
         let parsed = parse(&map, options)?;
         let payload = parsed.payload_offset..parsed.payload_offset + parsed.payload.len();
-        let (metadata, encoding, crc, hmac) =
-            (parsed.metadata, parsed.encoding, parsed.crc, parsed.hmac);
+        let (metadata, encoding, crc, hmac, signature) = (
+            parsed.metadata,
+            parsed.encoding,
+            parsed.crc,
+            parsed.hmac,
+            parsed.signature,
+        );
         Ok(Self {
             map,
             metadata,
@@ -56,6 +64,7 @@ impl MappedToken {
             payload,
             crc,
             hmac,
+            signature,
         })
     }
 
@@ -77,6 +86,11 @@ impl MappedToken {
     /// The state of the file's HMAC.
     pub fn hmac(&self) -> HmacStatus {
         self.hmac
+    }
+
+    /// The token's Ed25519 signature, verified when the file was opened.
+    pub fn signature(&self) -> SignatureStatus {
+        self.signature
     }
 
     /// The raw payload bytes, straight from the mapping.

@@ -12,6 +12,7 @@ use super::format::{
 };
 use super::metadata::Metadata;
 use super::quant::Encoding;
+use super::signature::{self, SignatureStatus};
 use super::token::Token;
 use super::{QuantType, TbfError};
 use tessera_fs::IoError;
@@ -61,6 +62,8 @@ pub struct Loaded {
     pub crc: CrcVariant,
     /// The state of the HMAC.
     pub hmac: HmacStatus,
+    /// The token's Ed25519 signature, verified (a present but invalid one fails the read).
+    pub signature: SignatureStatus,
     /// Format version `(major, minor)`.
     pub version: (u8, u8),
 }
@@ -99,6 +102,7 @@ pub(crate) struct Parsed<'a> {
     pub header: Header,
     pub crc: CrcVariant,
     pub hmac: HmacStatus,
+    pub signature: SignatureStatus,
     pub metadata: Metadata,
     pub encoding: Encoding,
     pub payload: &'a [u8],
@@ -118,6 +122,7 @@ pub fn decode(bytes: &[u8], options: &LoadOptions) -> Result<Loaded, TbfError> {
         quant: parsed.encoding.quant(),
         crc: parsed.crc,
         hmac: parsed.hmac,
+        signature: parsed.signature,
         version: (parsed.header.version_major, parsed.header.version_minor),
         token: Token::from_decoded(parsed.metadata, parsed.encoding, parsed.payload),
     })
@@ -195,7 +200,8 @@ fn first_non_zero(bytes: &[u8]) -> Option<(usize, u8)> {
 }
 
 /// Validates every part of a token, in the reference reader's order of checks followed by the
-/// checks it omits (reserved bytes, padding, flags, exact lengths).
+/// checks it omits (reserved bytes, padding, flags, exact lengths), and last the Ed25519
+/// signature if the token carries one.
 pub(crate) fn parse<'a>(bytes: &'a [u8], options: &LoadOptions) -> Result<Parsed<'a>, TbfError> {
     let len = bytes.len() as u64;
     if len > options.max_file_bytes {
@@ -253,7 +259,8 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], options: &LoadOptions) -> Result<Parsed
     let expected_len = (payload_offset + TRAILER_LEN) as u64 + u64::from(header.vector_bytes);
     if expected_len != len {
         return Err(TbfError::LengthMismatch {
-            what: "file length implied by the header",
+            what:
+                "file length implied by the header (the file is truncated, or has bytes appended)",
             expected: expected_len,
             found: len,
         });
@@ -303,10 +310,17 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], options: &LoadOptions) -> Result<Parsed
     let (metadata, encoding) = Metadata::decode(&bytes[HEADER_LEN..metadata_end], quant)?;
     metadata.checked_payload_shape(u64::from(header.vector_count))?;
     let payload = &bytes[payload_offset..trailer_start];
+    let signature = signature::check_stored(
+        &metadata,
+        encoding,
+        &bytes[HEADER_LEN..metadata_end],
+        payload,
+    )?;
     Ok(Parsed {
         header,
         crc,
         hmac,
+        signature,
         metadata,
         encoding,
         payload,

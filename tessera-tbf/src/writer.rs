@@ -7,6 +7,7 @@ use super::format::{
     padding_len, Header, FLAG_HMAC, HEADER_LEN, MAGIC, MAX_METADATA_LEN, TRAILER_LEN,
     VERSION_MAJOR, VERSION_MINOR,
 };
+use super::signature::{self, SigningKey};
 use super::token::Token;
 use super::{QuantType, TbfError};
 use tessera_fs::{write_atomically, IoError};
@@ -20,6 +21,12 @@ pub struct SaveOptions {
     pub crc: CrcVariant,
     /// Sign the file with HMAC-SHA256 under this key.
     pub hmac_key: Option<HmacKey>,
+    /// Sign the token with this Ed25519 key (custom metadata entry
+    /// [`SIGNATURE_KEY`](super::SIGNATURE_KEY)), replacing any signature it carries. Without a
+    /// key, a signature the token carries is written unchanged: it stays valid when the token
+    /// is written as it was read (same quantisation, metadata and vector), whatever the CRC
+    /// variant or HMAC, and readers refuse the file otherwise.
+    pub signing_key: Option<SigningKey>,
 }
 
 /// The bytes of `token` stored as `options` say.
@@ -35,7 +42,12 @@ pub fn encode(token: &Token, options: &SaveOptions) -> Result<Vec<u8>, TbfError>
     let vector_count = u32::try_from(element_count).map_err(|_| too_long())?;
     let (payload, encoding) = token.encode_payload(options.quant)?;
     let vector_bytes = u32::try_from(payload.len()).map_err(|_| too_long())?;
-    let metadata = token.metadata.encode(encoding);
+    let metadata = match &options.signing_key {
+        Some(key) => {
+            signature::signed_metadata(&token.metadata, encoding, &payload, key).encode(encoding)
+        }
+        None => token.metadata.encode(encoding),
+    };
     if metadata.len() > MAX_METADATA_LEN {
         return Err(TbfError::MetadataTooLarge {
             len: metadata.len() as u64,

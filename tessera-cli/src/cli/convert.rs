@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use tessera_host::tbf::{self, CrcVariant, HmacStatus, QuantType, SaveOptions};
+use tessera_host::tbf::{
+    self, CrcVariant, HmacStatus, QuantType, SaveOptions, SignatureStatus, SigningKey,
+    SIGNATURE_KEY,
+};
 
 use super::output::{print_json, print_text};
 use super::read_args::ReadArgs;
@@ -27,6 +30,14 @@ pub struct Args {
     #[arg(long, value_name = "VARIANT", default_value = "crc32c")]
     crc: CrcVariant,
 
+    /// Sign the output with this Ed25519 secret key file (replacing any signature).
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+
+    /// Drop the input's Ed25519 signature, which re-encoding with another quantisation breaks.
+    #[arg(long, conflicts_with = "sign_key")]
+    drop_signature: bool,
+
     #[command(flatten)]
     read: ReadArgs,
 }
@@ -42,12 +53,26 @@ pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
             args.input.display()
         );
     }
+    let quant = args.quant.unwrap_or(loaded.quant);
+    let mut token = loaded.token;
+    let carries_signature = matches!(loaded.signature, SignatureStatus::Valid { .. });
+    if args.drop_signature {
+        token.metadata.custom.shift_remove(SIGNATURE_KEY);
+    } else if carries_signature && args.sign_key.is_none() && quant != loaded.quant {
+        bail!(
+            "{} carries an Ed25519 signature over its {} payload, which re-encoding as {quant} \
+             breaks; pass --sign-key to sign the output anew, or --drop-signature",
+            args.input.display(),
+            loaded.quant
+        );
+    }
     let save = SaveOptions {
-        quant: args.quant.unwrap_or(loaded.quant),
+        quant,
         crc: args.crc,
         hmac_key: options.hmac_key,
+        signing_key: args.sign_key.as_deref().map(SigningKey::load).transpose()?,
     };
-    let written = tbf::save(&args.output, &loaded.token, &save)?;
+    let written = tbf::save(&args.output, &token, &save)?;
     let signed = save.hmac_key.is_some();
     if json {
         return print_json(&serde_json::json!({
@@ -56,6 +81,7 @@ pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
             "quantisation": save.quant,
             "crc_variant": save.crc,
             "signed": signed,
+            "ed25519_signed": save.signing_key.is_some() || (carries_signature && !args.drop_signature),
             "bytes": written,
         }));
     }

@@ -50,6 +50,7 @@ impl TokenStage for TbfExportStage {
                     HmacKey::from_hex(&hex).map_err(|error| error.to_string())
                 })
                 .transpose()?,
+            signing_key: None,
         };
         let mut written = Token::new(knowledge_type, token.vector.clone());
         let metadata = &mut written.metadata;
