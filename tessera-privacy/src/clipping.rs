@@ -30,22 +30,8 @@ pub struct ClippedRecords {
 /// if rounding pushed it over. Errors: no rows or no columns, a NaN or infinite value (its row
 /// and column are named), `clip_norm` not a finite number > 0.
 pub fn clip_rows(records: ArrayView2<f32>, clip_norm: f64) -> Result<ClippedRecords> {
-    if !(clip_norm > 0.0 && clip_norm.is_finite()) {
-        return Err(Error::InvalidParameter(format!(
-            "clip_norm must be a finite number > 0, got {clip_norm}"
-        )));
-    }
-    let (rows, columns) = records.dim();
-    if rows == 0 || columns == 0 {
-        return Err(Error::InvalidParameter(format!(
-            "records must have at least one row and one column, got shape [{rows}, {columns}]"
-        )));
-    }
-    if let Some(((row, column), value)) = records.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::InvalidParameter(format!(
-            "records[{row}, {column}] is {value}; every value must be finite"
-        )));
-    }
+    validate_clip_norm(clip_norm)?;
+    validate_records(records)?;
     let mut clipped = records.to_owned();
     let mut rows_clipped = 0;
     for (original, output) in records.outer_iter().zip(clipped.outer_iter_mut()) {
@@ -61,6 +47,34 @@ pub fn clip_rows(records: ArrayView2<f32>, clip_norm: f64) -> Result<ClippedReco
         records: clipped,
         rows_clipped,
     })
+}
+
+/// Checks a clip norm: a finite number > 0.
+pub(super) fn validate_clip_norm(clip_norm: f64) -> Result<()> {
+    if clip_norm > 0.0 && clip_norm.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter(format!(
+            "clip_norm must be a finite number > 0, got {clip_norm}"
+        )))
+    }
+}
+
+/// Checks records: at least one row and one column, every value finite (the first bad value's
+/// row and column are named).
+pub(super) fn validate_records(records: ArrayView2<f32>) -> Result<()> {
+    let (rows, columns) = records.dim();
+    if rows == 0 || columns == 0 {
+        return Err(Error::InvalidParameter(format!(
+            "records must have at least one row and one column, got shape [{rows}, {columns}]"
+        )));
+    }
+    if let Some(((row, column), value)) = records.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::InvalidParameter(format!(
+            "records[{row}, {column}] is {value}; every value must be finite"
+        )));
+    }
+    Ok(())
 }
 
 /// The Euclidean norm of a row, accumulated in f64 (squares of f32 values are exact there).

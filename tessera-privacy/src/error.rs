@@ -19,6 +19,14 @@ pub enum Error {
     /// The operating system's random number source failed.
     #[error("privacy: {0}")]
     Entropy(String),
+
+    /// A privacy ledger file is not a valid ledger (its message names the file and what to do).
+    #[error("privacy: {0}")]
+    Ledger(String),
+
+    /// The operating system refused a read or write of a privacy ledger file.
+    #[error(transparent)]
+    Io(#[from] tessera_fs::IoError),
 }
 
 /// Shorthand for results carrying this crate's [`Error`].

@@ -1,5 +1,7 @@
-//! Releasing the mean of per-record vectors with (ε, δ)-differential privacy: clip every record,
-//! average, add Gaussian noise calibrated by the analytic Gaussian mechanism.
+//! Releasing per-record data with (ε, δ)-differential privacy: [`release_mean`] clips every
+//! record, averages and adds Gaussian noise; [`release_rows`] clips every row of a matrix and adds
+//! Gaussian noise to every entry. Both calibrate σ with the analytic Gaussian mechanism and report
+//! the zCDP cost ρ alongside (ε, δ).
 
 use std::fmt;
 
@@ -9,7 +11,7 @@ use rand::{CryptoRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
-use super::clipping::clip_rows;
+use super::clipping::{clip_rows, validate_clip_norm, validate_records};
 use super::mechanism::analytic_gaussian_sigma;
 use crate::{Error, Result};
 
@@ -39,6 +41,18 @@ impl Neighbouring {
         changed_norm / records as f64
     }
 
+    /// The L2 sensitivity of a matrix of rows clipped to `clip_norm` when one record can change
+    /// at most `rows_per_record` of them: √k·2C under `ReplaceOne` (each changed row moves by at
+    /// most 2C), √k·C under `AddRemoveOne` (each of the record's rows appears or disappears,
+    /// counted as a zero row when absent; see [`release_rows`]).
+    pub fn sensitivity_of_rows(self, clip_norm: f64, rows_per_record: usize) -> f64 {
+        let changed_norm = match self {
+            Self::ReplaceOne => 2.0 * clip_norm,
+            Self::AddRemoveOne => clip_norm,
+        };
+        (rows_per_record as f64).sqrt() * changed_norm
+    }
+
     /// The relation's name as reports show it: "replace-one" or "add-remove-one".
     pub fn name(self) -> &'static str {
         match self {
@@ -57,7 +71,8 @@ impl fmt::Display for Neighbouring {
 /// The privacy parameters of one release.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReleaseOptions {
-    /// ε > 0; +∞ releases the exact clipped mean (no privacy, for testing a pipeline).
+    /// ε > 0; +∞ adds no noise (no privacy, for testing a pipeline): [`release_mean`] then
+    /// returns the exact clipped mean, [`release_rows`] the rows exactly, unclipped.
     pub epsilon: f64,
     /// δ in (0, 1), typically well below 1/N.
     pub delta: f64,
@@ -67,25 +82,37 @@ pub struct ReleaseOptions {
     pub neighbouring: Neighbouring,
 }
 
-/// What a release did and guarantees, for logs and token metadata. Serialises to JSON with the
-/// field names below; ε = +∞ serialises as `null` (JSON has no infinity).
+/// What a release did and guarantees, for logs, token metadata and the
+/// [`PrivacyLedger`](crate::PrivacyLedger). Serialises to JSON with the field names below;
+/// infinities (ε, Δ, ρ) serialise as `null` (JSON has no infinity).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReleaseReport {
+    /// What was released: "mean" ([`release_mean`]) or "rows" ([`release_rows`]).
+    pub released: &'static str,
     /// The ε of the guarantee.
     pub epsilon: f64,
     /// The δ of the guarantee.
     pub delta: f64,
-    /// C, the norm every record was clipped to.
+    /// ρ of the equivalent zCDP guarantee, Δ²/(2σ²) (Bun & Steinke 2016): what the accountant
+    /// adds up under [`CompositionRule::Zcdp`](crate::CompositionRule::Zcdp). +∞ when σ = 0.
+    pub rho: f64,
+    /// C, the norm rows were clipped to (when `clipped`).
     pub clip_norm: f64,
-    /// N, the number of records averaged.
+    /// Whether every row was clipped to C. False only for [`release_rows`] at ε = +∞, which
+    /// returns the rows exactly.
+    pub clipped: bool,
+    /// The number of input rows: N records averaged, or the rows released.
     pub records: usize,
-    /// How many records had a norm above C and were scaled down.
+    /// How many rows had a norm above C and were scaled down (0 when not `clipped`).
     pub rows_clipped: usize,
+    /// The most released rows one record can change: 1 for a mean.
+    pub rows_per_record: usize,
     /// The neighbouring relation, e.g. "replace-one".
     pub neighbouring: Neighbouring,
-    /// Δ, the L2 sensitivity of the clipped mean under that relation.
+    /// Δ, the L2 sensitivity of the released values under that relation (+∞ when not
+    /// `clipped`: nothing bounds it).
     pub sensitivity: f64,
-    /// σ, the standard deviation of the noise added to every coordinate.
+    /// σ, the standard deviation of the noise added to every released value.
     pub sigma: f64,
     /// How σ was calibrated: always "analytic-gaussian" (Balle & Wang 2018).
     pub mechanism: &'static str,
@@ -133,17 +160,107 @@ pub fn release_mean(
     Ok(Release {
         vector,
         report: ReleaseReport {
+            released: "mean",
             epsilon: options.epsilon,
             delta: options.delta,
+            rho: zcdp_rho(sensitivity, sigma),
             clip_norm: options.clip_norm,
+            clipped: true,
             records: count,
             rows_clipped: clipped.rows_clipped,
+            rows_per_record: 1,
             neighbouring: options.neighbouring,
             sensitivity,
             sigma,
             mechanism: "analytic-gaussian",
         },
     })
+}
+
+/// A differentially private matrix, one noisy row per input row, and the report that states its
+/// guarantee.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowRelease {
+    /// The released rows, the same shape as the input.
+    pub rows: Array2<f32>,
+    /// The parameters and guarantee of this release.
+    pub report: ReleaseReport,
+}
+
+/// Releases every row of `records` (e.g. a model's centred, temperature-scaled logits on each
+/// reference input, plus rows for synthetic inputs built from records) with (ε, δ)-differential
+/// privacy for each record under `options.neighbouring`.
+///
+/// Every row is clipped to L2 norm C = `options.clip_norm` ([`clip_rows`]) and independent
+/// N(0, σ²) noise is added to every entry. `rows_per_record` (k ≥ 1) must bound how many rows any
+/// one record can change, e.g. 1 + the number of synthetic inputs it takes part in; the matrix
+/// then has L2 sensitivity Δ = √k·2C under `ReplaceOne` and √k·C under `AddRemoveOne`
+/// ([`Neighbouring::sensitivity_of_rows`]), and σ comes from [`analytic_gaussian_sigma`] at Δ.
+/// `AddRemoveOne` treats the number of rows as public and holds only if every row a record
+/// influences is absent (a zero row) without it; where such rows would instead be recomputed from
+/// other records, use `ReplaceOne`.
+///
+/// ε = +∞ adds no noise and does no clipping: the rows come back exactly, the report says
+/// `clipped: false`, Δ = ρ = +∞. `rng` must be a cryptographically secure generator
+/// ([`secure_rng`] for real releases); noise is drawn row by row. Errors: k = 0, no rows or
+/// columns, a value that is not finite, a bad clip norm (also at ε = +∞), bad ε or δ (see
+/// [`analytic_gaussian_sigma`]).
+pub fn release_rows(
+    records: ArrayView2<f32>,
+    options: &ReleaseOptions,
+    rows_per_record: usize,
+    rng: &mut impl CryptoRng,
+) -> Result<RowRelease> {
+    if rows_per_record == 0 {
+        return Err(Error::InvalidParameter(
+            "rows_per_record must be at least 1 (each record's own row), got 0".into(),
+        ));
+    }
+    validate_clip_norm(options.clip_norm)?;
+    validate_records(records)?;
+    let bounded = options
+        .neighbouring
+        .sensitivity_of_rows(options.clip_norm, rows_per_record);
+    let sigma = analytic_gaussian_sigma(options.epsilon, options.delta, bounded)?;
+    let (rows, rows_clipped, clipped, sensitivity) = if options.epsilon == f64::INFINITY {
+        (records.to_owned(), 0, false, f64::INFINITY)
+    } else {
+        let clipped = clip_rows(records, options.clip_norm)?;
+        let mut rows = clipped.records;
+        for value in rows.iter_mut() {
+            let noise: f64 = StandardNormal.sample(rng);
+            *value = (f64::from(*value) + sigma * noise) as f32;
+        }
+        (rows, clipped.rows_clipped, true, bounded)
+    };
+    Ok(RowRelease {
+        report: ReleaseReport {
+            released: "rows",
+            epsilon: options.epsilon,
+            delta: options.delta,
+            rho: zcdp_rho(sensitivity, sigma),
+            clip_norm: options.clip_norm,
+            clipped,
+            records: rows.nrows(),
+            rows_clipped,
+            rows_per_record,
+            neighbouring: options.neighbouring,
+            sensitivity,
+            sigma,
+            mechanism: "analytic-gaussian",
+        },
+        rows,
+    })
+}
+
+/// ρ = Δ²/(2σ²), the zCDP cost of Gaussian noise σ on a query of sensitivity Δ (Bun & Steinke
+/// 2016, Proposition 1.6); +∞ when σ = 0 (and Δ > 0).
+fn zcdp_rho(sensitivity: f64, sigma: f64) -> f64 {
+    if sigma == 0.0 {
+        f64::INFINITY
+    } else {
+        sensitivity * sensitivity / (2.0 * sigma * sigma)
+    }
 }
 
 /// A cryptographically secure generator for real releases: ChaCha20 seeded with 256 bits from
@@ -321,5 +438,145 @@ mod tests {
             &mut rng
         )
         .is_err());
+    }
+
+    #[test]
+    fn mean_report_states_rows_and_zcdp_cost() {
+        let records = sample_records(8, 4);
+        let settings = options(1.0, 1.0, Neighbouring::ReplaceOne);
+        let report = release_mean(records.view(), &settings, &mut seeded_rng(3))
+            .unwrap()
+            .report;
+        assert_eq!(report.released, "mean");
+        assert_eq!(report.rows_per_record, 1);
+        assert!(report.clipped);
+        let expected_rho = report.sensitivity.powi(2) / (2.0 * report.sigma.powi(2));
+        assert_eq!(report.rho, expected_rho);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["released"], "mean");
+        assert_eq!(json["rho"], expected_rho);
+    }
+
+    #[test]
+    fn rows_sensitivity_and_sigma_follow_rows_per_record() {
+        let records = sample_records(12, 5);
+        for (neighbouring, changed) in [
+            (Neighbouring::ReplaceOne, 2.0 * 1.5),
+            (Neighbouring::AddRemoveOne, 1.5),
+        ] {
+            let settings = options(0.8, 1.5, neighbouring);
+            let release = release_rows(records.view(), &settings, 3, &mut seeded_rng(2)).unwrap();
+            let report = &release.report;
+            let sensitivity = 3.0_f64.sqrt() * changed;
+            assert_eq!(report.sensitivity, sensitivity);
+            assert_eq!(
+                neighbouring.sensitivity_of_rows(1.5, 3),
+                sensitivity,
+                "{neighbouring}"
+            );
+            assert_eq!(
+                report.sigma,
+                analytic_gaussian_sigma(0.8, 1e-5, sensitivity).unwrap()
+            );
+            let rho = sensitivity * sensitivity / (2.0 * report.sigma * report.sigma);
+            assert!((report.rho / rho - 1.0).abs() < 1e-15);
+            assert_eq!(report.released, "rows");
+            assert_eq!((report.records, report.rows_per_record), (12, 3));
+            assert!(report.clipped);
+            assert_eq!(release.rows.dim(), (12, 5));
+        }
+    }
+
+    #[test]
+    fn rows_are_clipped_then_noised_entry_by_entry() {
+        let records = sample_records(30, 7);
+        let settings = options(2.0, 1.0, Neighbouring::ReplaceOne);
+        let release = release_rows(records.view(), &settings, 2, &mut seeded_rng(9)).unwrap();
+        let clipped = clip_rows(records.view(), 1.0).unwrap();
+        assert!(clipped.rows_clipped > 0);
+        assert_eq!(release.report.rows_clipped, clipped.rows_clipped);
+        let sigma = release.report.sigma;
+        let mut rng = seeded_rng(9);
+        let expected = clipped.records.mapv(|value| {
+            let noise: f64 = StandardNormal.sample(&mut rng);
+            (f64::from(value) + sigma * noise) as f32
+        });
+        assert_eq!(release.rows, expected);
+    }
+
+    #[test]
+    fn row_noise_has_the_calibrated_spread() {
+        let records = sample_records(200, 100);
+        let settings = options(1.0, 1.0, Neighbouring::ReplaceOne);
+        let release = release_rows(records.view(), &settings, 4, &mut seeded_rng(21)).unwrap();
+        let clipped = clip_rows(records.view(), 1.0).unwrap();
+        let noise: Vec<f64> = release
+            .rows
+            .iter()
+            .zip(clipped.records.iter())
+            .map(|(&noisy, &exact)| f64::from(noisy) - f64::from(exact))
+            .collect();
+        let count = noise.len() as f64;
+        let spread = (noise.iter().map(|n| n * n).sum::<f64>() / count).sqrt();
+        let sigma = release.report.sigma;
+        assert_eq!(
+            sigma,
+            analytic_gaussian_sigma(1.0, 1e-5, 4.0_f64.sqrt() * 2.0).unwrap()
+        );
+        assert!((spread / sigma - 1.0).abs() < 0.03, "{spread} vs σ {sigma}");
+    }
+
+    #[test]
+    fn infinite_epsilon_returns_the_rows_exactly_unclipped() {
+        let records = sample_records(10, 6);
+        let settings = options(f64::INFINITY, 1.0, Neighbouring::ReplaceOne);
+        let release = release_rows(records.view(), &settings, 3, &mut seeded_rng(1)).unwrap();
+        assert_eq!(release.rows, records);
+        let report = &release.report;
+        assert!(!report.clipped);
+        assert_eq!((report.rows_clipped, report.sigma), (0, 0.0));
+        assert_eq!(report.rho, f64::INFINITY);
+        assert_eq!(report.sensitivity, f64::INFINITY);
+        let json = serde_json::to_value(report).unwrap();
+        assert!(json["epsilon"].is_null() && json["rho"].is_null());
+        assert_eq!(json["clipped"], false);
+    }
+
+    #[test]
+    fn row_releases_are_reproducible_with_a_seed() {
+        let records = sample_records(6, 4);
+        let settings = options(1.0, 1.0, Neighbouring::AddRemoveOne);
+        let first = release_rows(records.view(), &settings, 2, &mut seeded_rng(4)).unwrap();
+        let again = release_rows(records.view(), &settings, 2, &mut seeded_rng(4)).unwrap();
+        let other = release_rows(records.view(), &settings, 2, &mut seeded_rng(5)).unwrap();
+        assert_eq!(first, again);
+        assert_ne!(first.rows, other.rows);
+    }
+
+    #[test]
+    fn bad_row_releases_are_refused() {
+        let records = sample_records(5, 3);
+        let mut rng = seeded_rng(0);
+        let finite = options(1.0, 1.0, Neighbouring::ReplaceOne);
+        let infinite = options(f64::INFINITY, 1.0, Neighbouring::ReplaceOne);
+        let message = |records: ArrayView2<f32>, settings: &ReleaseOptions, k: usize| {
+            release_rows(records, settings, k, &mut seeded_rng(0))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(message(records.view(), &finite, 0).contains("rows_per_record"));
+        let mut with_nan = records.clone();
+        with_nan[[2, 1]] = f32::NAN;
+        for settings in [&finite, &infinite] {
+            assert!(message(with_nan.view(), settings, 1).contains("records[2, 1] is NaN"));
+            assert!(message(Array2::<f32>::zeros((0, 3)).view(), settings, 1).contains("[0, 3]"));
+            let mut bad_clip = *settings;
+            bad_clip.clip_norm = 0.0;
+            assert!(message(records.view(), &bad_clip, 1).contains("clip_norm"));
+            let mut bad_delta = *settings;
+            bad_delta.delta = 1.0;
+            assert!(message(records.view(), &bad_delta, 1).contains("delta"));
+        }
+        assert!(release_rows(records.view(), &finite, 1, &mut rng).is_ok());
     }
 }
