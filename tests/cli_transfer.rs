@@ -7,7 +7,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use tessera_host::backend::candle::{Trainable, TrainableGraph};
 use tessera_host::backend::tract::TractExecutor;
 use tessera_host::backend::Executor;
@@ -15,17 +14,11 @@ use tessera_host::dataset::Dataset;
 use tessera_host::metrics::top1_agreement;
 use tessera_host::onnx::OnnxModel;
 use tessera_host::plugin::PluginRegistry;
-use tessera_host::tbf::{self, KnowledgeType, LoadOptions, MetaValue};
-use tessera_host::transfer::{Augmentation, ModeATransfer};
+use tessera_host::tbf::{self, KnowledgeType, LoadOptions, QuantType};
+use tessera_host::transfer::{Augmentation, Knowledge, ModeATransfer};
 use tessera_host::zoo::ZooModel;
 
-use support::{assert_success, plugin_library, plugins_dir, repo_root, zoo, zoo_file};
-
-fn tessera() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command.env("TESSERA_PLUGIN_PATH", plugins_dir());
-    command
-}
+use support::{assert_success, plugin_library, repo_root, tessera, zoo, zoo_file};
 
 fn model(id: &str) -> ZooModel {
     zoo().model(id).unwrap().clone()
@@ -98,8 +91,12 @@ fn transfer_improves_agreement_and_its_outputs_load_back() {
     let transmitter = model("digits/conv_64d_2L.tx.torchscript");
     let receiver = model("digits/mlp_64d_2L.rx.torchscript");
     let folder = tempfile::tempdir().unwrap();
-    let (output, token_path, tuned_path) =
-        transfer(&transmitter, &receiver, folder.path(), &["--epochs", "3"]);
+    let (output, token_path, tuned_path) = transfer(
+        &transmitter,
+        &receiver,
+        folder.path(),
+        &["--epochs", "3", "--hub-vectors"],
+    );
     let result = succeeded(&output);
     let report = &result["report"];
     let before = report["before"]["agreement"].as_f64().unwrap();
@@ -124,35 +121,30 @@ fn transfer_improves_agreement_and_its_outputs_load_back() {
         "tract measures {measured}, the transfer reported {after}"
     );
 
-    // The token: the privatised mean of the hub vectors, with the report and privacy facts.
+    // The token: the transmitter's knowledge, released with the default privacy (ε split
+    // between the soft targets and the hub vectors, which the full objective uses).
     let loaded = tbf::load(&token_path, &LoadOptions::default()).unwrap();
-    let token = loaded.token;
-    assert_eq!(token.metadata.knowledge_type, KnowledgeType::Activation);
-    assert_eq!(token.vector().len(), 64);
-    assert!(token.vector().iter().all(|value| value.is_finite()));
-    assert_eq!(token.metadata.privacy_epsilon, 1.0);
-    assert_eq!(token.metadata.privacy_delta, 1e-5);
-    assert!(token
-        .metadata
+    assert_eq!(loaded.quant, QuantType::Float16);
+    let metadata = &loaded.token.metadata;
+    assert_eq!(metadata.knowledge_type, KnowledgeType::Behaviour);
+    assert!((metadata.privacy_epsilon - 8.0).abs() < 1e-9);
+    assert!((metadata.privacy_delta - 1e-5).abs() < 1e-15);
+    assert!(metadata
         .source_model_id
         .ends_with("conv_64d_2L.tx.torchscript.onnx"));
-    assert!(token
-        .metadata
-        .target_model_id
-        .is_some_and(|id| id.ends_with("mlp_64d_2L.rx.torchscript.onnx")));
-    let Some(MetaValue::Map(transfer)) = token.metadata.custom.get("transfer") else {
-        panic!(
-            "the token carries no transfer report: {:?}",
-            token.metadata.custom
-        )
-    };
-    let keys: Vec<String> = transfer
-        .iter()
-        .filter_map(|(key, _)| key.as_str().map(String::from))
-        .collect();
-    for key in ["objective", "hub", "before", "after", "seed", "epochs"] {
-        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
-    }
+    let knowledge = Knowledge::from_token(&loaded.token).unwrap();
+    let header = &knowledge.header;
+    assert_eq!(header.transmitter.family, "conv1d");
+    assert_eq!(header.transmitter.output_width, 10);
+    assert_eq!(header.train.rows, 1347);
+    assert_eq!(header.validation.rows, 450);
+    assert_eq!(header.synthetic_sets, 2);
+    assert_eq!(header.privacy.len(), 2);
+    let hub = knowledge
+        .hub
+        .as_ref()
+        .expect("the full objective ships hub vectors");
+    assert_eq!(hub.train.dim(), (1347, 64));
 }
 
 #[test]
@@ -323,20 +315,22 @@ fn the_builder_transfers_between_dynamo_exports_with_external_weights() {
         Some(&zoo_file(&transmitter.datasets.val_labels)),
     )
     .unwrap();
-    let outcome = ModeATransfer::new(&teacher, &student, &registry)
+    let (outcome, knowledge) = ModeATransfer::new(&teacher, &student, &registry)
         .unwrap()
         .hub_dim(32)
         .epochs(2)
         .augmentation(Augmentation::SampleDomain)
         .seed(3)
-        .execute(&train, &validation)
+        .execute_with_progress(&train, &validation, &mut |_| {})
         .unwrap();
     let report = &outcome.report;
     assert_eq!(report.receiver.family, "lstm");
     assert_eq!(report.steps, 2 * train.len().div_ceil(report.batch_size));
     assert!(report.after.accuracy.is_some() && report.transmitter_accuracy.is_some());
-    assert_eq!(outcome.hub_records.dim(), (train.len(), 32));
-    for row in outcome.hub_records.rows() {
+    assert_eq!(knowledge.header.synthetic_sets, 1);
+    let hub = knowledge.hub.as_ref().unwrap();
+    assert_eq!(hub.train.dim(), (train.len(), 32));
+    for row in hub.train.rows() {
         let norm = row.dot(&row).sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "hub record norm {norm}");
     }

@@ -21,6 +21,14 @@ pub enum Error {
     #[error(transparent)]
     Train(#[from] tessera_train::Error),
 
+    /// A token of the benchmark could not be encoded or read.
+    #[error(transparent)]
+    Tbf(#[from] tessera_tbf::TbfError),
+
+    /// A `tessera` process the benchmark ran as one party failed or could not start.
+    #[error("{0}")]
+    Party(String),
+
     /// A benchmark option is out of range, or selects nothing.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -8,6 +8,7 @@ pub mod capture;
 pub mod cross_arch;
 mod error;
 mod memory;
+pub mod protocol;
 mod pytorch;
 pub mod train;
 

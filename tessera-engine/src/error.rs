@@ -49,6 +49,12 @@ pub enum Error {
     #[error("{0}")]
     Diverged(String),
 
+    /// Knowledge that does not fit what it is used with: inputs whose fingerprint differs
+    /// from the one it was emitted for, a receiver whose outputs cannot match its soft
+    /// targets, or a token whose knowledge is malformed.
+    #[error("knowledge: {0}")]
+    KnowledgeMismatch(String),
+
     /// A report or token metadata could not be serialised.
     #[error("cannot serialise {context}")]
     Serialize {

@@ -132,3 +132,18 @@ pub fn plugin_library(name: &str) -> PathBuf {
         std::env::consts::DLL_SUFFIX
     ))
 }
+
+/// A privacy ledger file for this test process, so that tests never touch the user's own.
+pub fn test_ledger() -> PathBuf {
+    std::env::temp_dir().join(format!("tessera-test-ledger-{}.json", std::process::id()))
+}
+
+/// The `tessera` binary under test, finding the bundled plugins and keeping its privacy ledger
+/// in [`test_ledger`].
+pub fn tessera() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .env("TESSERA_PLUGIN_PATH", plugins_dir())
+        .env("TESSERA_PRIVACY_LEDGER", test_ledger());
+    command
+}

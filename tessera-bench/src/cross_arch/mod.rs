@@ -291,8 +291,8 @@ pub fn run(
                         kl_before: figure(report.before.output_kl),
                         kl_after: figure(report.after.output_kl),
                         cka_after: report.after.cka.last().map_or(f64::NAN, |depth| depth.cka),
-                        hub_retrieval: report.hub_retrieval_before_fine_tuning,
-                        round_trip_error: report.hub_round_trip_error[1],
+                        hub_retrieval: figure(report.hub_retrieval_before_fine_tuning),
+                        round_trip_error: figure(report.hub_round_trip_error),
                         drift: report.after.predecessor_drift,
                         seconds: report.timings.total,
                     });

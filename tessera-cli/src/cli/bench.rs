@@ -7,6 +7,7 @@ use tessera_host::backend::Backend;
 use tessera_host::bench::capture::{self, CaptureBenchOptions, CaptureBenchReport};
 use tessera_host::bench::cross_arch::render::{render, summarise};
 use tessera_host::bench::cross_arch::{self, CrossArchOptions};
+use tessera_host::bench::protocol::{self, ProtocolOptions, ProtocolResults};
 use tessera_host::bench::train::{self, TrainBenchOptions, TrainBenchReport};
 use tessera_host::transfer::TransferOptions;
 
@@ -34,6 +35,50 @@ enum BenchCommand {
     /// receiver) under the default objective and its ablations, beside the predecessor's
     /// numbers; writes JSON, an HTML report and PNG charts.
     CrossArch(CrossArchArgs),
+    /// The two-party protocol: one-process transfer beside emit → absorb as separate processes
+    /// (with and without hub vectors) over the zoo's pair matrices, agreement against ε, and
+    /// token sizes; writes JSON and a PNG chart.
+    Protocol(ProtocolArgs),
+}
+
+/// Arguments of `tessera bench protocol`.
+#[derive(Debug, clap::Args)]
+struct ProtocolArgs {
+    /// Zoo tasks to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "toy,digits")]
+    tasks: Vec<String>,
+
+    /// The model zoo folder.
+    #[arg(long, default_value = "onnx-models")]
+    zoo: PathBuf,
+
+    /// Which export of each model to use: torchscript or dynamo.
+    #[arg(long, default_value = "torchscript")]
+    exporter: String,
+
+    /// At most this many pairs per task [default: the whole matrix].
+    #[arg(long)]
+    max_pairs: Option<usize>,
+
+    /// ε of the privacy sweep, comma-separated (`inf`: no noise).
+    #[arg(long, value_delimiter = ',', default_value = "inf,64,16,8,4,1")]
+    epsilons: Vec<String>,
+
+    /// Pairs per task in the privacy sweep (the first of its matrix).
+    #[arg(long, default_value_t = 2)]
+    privacy_pairs: usize,
+
+    /// How every transfer and emit enlarges its inputs (mix, none, sample-domain).
+    #[arg(long, default_value = "mix")]
+    augmentation: String,
+
+    /// Skip emit → absorb with hub vectors.
+    #[arg(long)]
+    no_hub_vectors: bool,
+
+    /// Folder the report is written to (results.json, privacy-price.png).
+    #[arg(long, default_value = "protocol-report")]
+    out_dir: PathBuf,
 }
 
 /// Arguments of `tessera bench cross-arch`.
@@ -176,7 +221,105 @@ pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow:
         BenchCommand::Capture(args) => run_capture(args, config, json),
         BenchCommand::Train(args) => run_train(args, json),
         BenchCommand::CrossArch(args) => run_cross_arch(args, config, json),
+        BenchCommand::Protocol(args) => run_protocol(args, json),
     }
+}
+
+fn run_protocol(args: &ProtocolArgs, json: bool) -> anyhow::Result<()> {
+    let epsilons = args
+        .epsilons
+        .iter()
+        .map(|text| {
+            if text.eq_ignore_ascii_case("inf") {
+                Ok(f64::INFINITY)
+            } else {
+                text.parse::<f64>()
+                    .map_err(|_| anyhow::anyhow!("--epsilons: {text:?} is not a number or inf"))
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let options = ProtocolOptions {
+        zoo_dir: std::fs::canonicalize(&args.zoo)?,
+        tessera: std::env::current_exe()?,
+        tasks: args.tasks.clone(),
+        exporter: args.exporter.clone(),
+        max_pairs: args.max_pairs,
+        epsilons,
+        privacy_pairs: args.privacy_pairs,
+        extra: vec!["--augmentation".into(), args.augmentation.clone()],
+        hub_vectors: !args.no_hub_vectors,
+    };
+    let bar = spinner();
+    let results = protocol::run_protocol(&options, &mut |what| bar.set_message(what.to_string()))?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&args.out_dir)?;
+    write_atomically(
+        &args.out_dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?.as_bytes(),
+    )?;
+    if let Some(chart) = protocol::privacy_chart(&results)? {
+        write_atomically(&args.out_dir.join(&chart.file_name), &chart.png)?;
+    }
+    if json {
+        return print_json(&serde_json::to_value(&results)?);
+    }
+    print_text(&protocol_table(&results))
+}
+
+fn protocol_table(results: &ProtocolResults) -> String {
+    let mut lines = vec![format!(
+        "{:<8} {:<34} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}",
+        "task",
+        "pair",
+        "before",
+        "transfer",
+        "2-party",
+        "2p + hub",
+        "s 1-proc",
+        "s 2-party",
+        "ratio"
+    )];
+    for row in &results.parity {
+        lines.push(format!(
+            "{:<8} {:<34} {:>7.3} {:>9.3} {:>9.3} {:>9.3} {:>8.1} {:>8.1} {:>7.2}",
+            row.task,
+            format!("{} -> {}", row.transmitter, row.receiver),
+            row.agreement_before,
+            row.transfer,
+            row.two_party,
+            row.two_party_hub.unwrap_or(f64::NAN),
+            row.transfer_seconds,
+            row.two_party_seconds,
+            row.two_party_seconds / row.transfer_seconds
+        ));
+    }
+    lines.push(format!(
+        "{:<8} {:<34} {:>7} {:>7} {:>9} {:>9} {:>9}",
+        "task", "pair", "epsilon", "sigma", "agree", "with tx", "accuracy"
+    ));
+    for row in &results.privacy {
+        lines.push(format!(
+            "{:<8} {:<34} {:>7} {:>7.3} {:>9.3} {:>9.3} {:>9.3}",
+            row.task,
+            format!("{} -> {}", row.transmitter, row.receiver),
+            row.epsilon,
+            row.sigma,
+            row.agreement[1],
+            row.transmitter_agreement,
+            row.accuracy
+        ));
+    }
+    for row in &results.sizes {
+        lines.push(format!(
+            "{:<8} hub {:<8} {:<9} {:>10} bytes",
+            row.task,
+            row.hub_width
+                .map_or_else(|| "none".into(), |w| w.to_string()),
+            format!("{:?}", row.quant),
+            row.bytes
+        ));
+    }
+    lines.join("\n")
 }
 
 fn run_cross_arch(

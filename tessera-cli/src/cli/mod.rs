@@ -1,12 +1,17 @@
 //! Command-line parsing and one module per subcommand.
 
+mod absorb;
 mod bench;
 mod capture;
 mod convert;
+mod emit;
 mod inspect;
 mod inspect_model;
+mod keygen;
+mod knowledge_args;
 mod output;
 mod plugins;
+mod privacy;
 mod progress;
 mod read_args;
 mod release;
@@ -57,8 +62,18 @@ enum Command {
     /// by default clipped, averaged and privatised, then written as TBF.
     Release(release::Args),
     /// Transfer a trained model's behaviour into a model of another architecture, without
-    /// labels (Mode A); writes the tuned receiver and a token.
+    /// labels (Mode A), in one process; writes the tuned receiver and the knowledge token.
     Transfer(Box<transfer::Args>),
+    /// The transmitter's half of a transfer: run only the transmitter on reference inputs
+    /// and write its knowledge as a token.
+    Emit(Box<emit::Args>),
+    /// The receiver's half: learn from a knowledge token on the same reference inputs,
+    /// without the transmitter, and write the tuned receiver.
+    Absorb(Box<absorb::Args>),
+    /// Create an Ed25519 key pair for signing knowledge tokens.
+    Keygen(keygen::Args),
+    /// The privacy ledger: what releases over each data set have spent.
+    Privacy(privacy::Args),
     /// Train an ONNX model on labelled data (supervised, cross-entropy) and write it back.
     Train(train::Args),
     /// List the architecture-adapter plugins found, or check one plugin library.
@@ -81,6 +96,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Release(args) => release::run(&args, cli.config.as_deref(), cli.json),
         Command::Train(args) => train::run(&args, cli.json),
         Command::Transfer(args) => transfer::run(&args, cli.config.as_deref(), cli.json),
+        Command::Emit(args) => emit::run(&args, cli.config.as_deref(), cli.json),
+        Command::Absorb(args) => absorb::run(&args, cli.config.as_deref(), cli.json),
+        Command::Keygen(args) => keygen::run(&args, cli.json),
+        Command::Privacy(args) => privacy::run(&args, cli.json),
         Command::Bench(args) => bench::run(&args, cli.config.as_deref(), cli.json),
         Command::Version => version::run(cli.json),
     }

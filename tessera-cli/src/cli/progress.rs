@@ -19,3 +19,36 @@ pub fn spinner() -> ProgressBar {
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }
+
+/// One bar per phase of a transfer or an absorption, replaced as the phase changes.
+#[derive(Default)]
+pub struct PhaseBars {
+    current: Option<(tessera_host::transfer::Phase, ProgressBar)>,
+}
+
+impl PhaseBars {
+    /// Shows `progress`, starting a new bar when its phase changes.
+    pub fn update(&mut self, progress: tessera_host::transfer::Progress) {
+        use tessera_host::transfer::Phase;
+        if self.current.as_ref().map(|(phase, _)| *phase) != Some(progress.phase) {
+            self.finish();
+            let label = match progress.phase {
+                Phase::Capture => "capture",
+                Phase::Hub => "hub",
+                Phase::FineTune => "fine-tune",
+                Phase::Measure => "measure",
+            };
+            self.current = Some((progress.phase, progress_bar(progress.total as u64, label)));
+        }
+        if let Some((_, bar)) = &self.current {
+            bar.set_position(progress.done as u64);
+        }
+    }
+
+    /// Clears the last bar.
+    pub fn finish(&mut self) {
+        if let Some((_, bar)) = self.current.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

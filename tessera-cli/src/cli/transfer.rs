@@ -1,27 +1,24 @@
 //! `tessera transfer`: Mode A, label-free transfer from a transmitter into a receiver of
-//! another architecture; writes the tuned receiver (ONNX) and a TBF token, and prints what was
-//! measured. With no models named it runs the bundled demo pair from the zoo.
+//! another architecture in one process (emit, then absorb); writes the tuned receiver (ONNX)
+//! and the knowledge token `tessera emit` would have written, and prints what was measured.
+//! With no models named it runs the bundled demo pair from the zoo.
 
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use tessera_host::backend::{Backend, Device, ExecutorOptions};
-use tessera_host::config::Config;
 use tessera_host::dataset::Dataset;
 use tessera_host::onnx::OnnxModel;
 use tessera_host::transfer::{
-    Augmentation, Fidelity, ModeATransfer, Objective, Participant, Phase, TransferOptions,
-    TransferReport,
+    hold_out, Augmentation, Fidelity, InputFingerprint, ModeATransfer, Objective, Participant,
+    TransferOptions, TransferReport,
 };
 use tessera_host::zoo::Zoo;
 
+use super::knowledge_args::KnowledgeArgs;
 use super::output::{field, print_json, print_text};
-use super::progress::progress_bar;
+use super::progress::PhaseBars;
 use super::registry;
 use super::schedule_args::ScheduleArgs;
-use super::token_args::TokenArgs;
 
 /// The demo pair run when no models are named: zoo ids of the transmitter and the receiver.
 const DEMO_PAIR: (&str, &str) = (
@@ -68,8 +65,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0.2)]
     hold_out: f64,
 
-    /// Where the token is written (atomically).
-    #[arg(long, value_name = "TOKEN.tbf", default_value = "transfer.tbf")]
+    /// Where the knowledge token is written (atomically), released through the privacy stage
+    /// as `tessera emit` releases it.
+    #[arg(long, value_name = "KNOWLEDGE.tbf", default_value = "transfer.tbf")]
     out: PathBuf,
 
     /// Where the tuned receiver is written (atomically) [default: <receiver>.tuned.onnx in the
@@ -121,8 +119,14 @@ pub struct Args {
     #[arg(long, default_value = "onnx-models")]
     zoo: PathBuf,
 
+    /// Also write the transmitter's hub vectors into the token (the transfer itself uses them
+    /// whenever the objective has its hub term; in the token they cost hub width floats per
+    /// input and, in the benchmark, did not improve what a receiver absorbs).
+    #[arg(long)]
+    hub_vectors: bool,
+
     #[command(flatten)]
-    token: TokenArgs,
+    knowledge: KnowledgeArgs,
 }
 
 /// The models and datasets of a run.
@@ -131,27 +135,6 @@ struct Job {
     receiver: PathBuf,
     train: Dataset,
     validation: Dataset,
-}
-
-fn held_out(inputs: &Dataset, share: f64, seed: u64) -> anyhow::Result<(Dataset, Dataset)> {
-    if !(share > 0.0 && share < 1.0) {
-        anyhow::bail!("--hold-out must lie strictly between 0 and 1, got {share}");
-    }
-    let rows = inputs.len();
-    if rows < 2 {
-        anyhow::bail!(
-            "{}: {rows} input(s) cannot be split into training and held-out inputs; give \
-             --val-inputs",
-            inputs.source.display()
-        );
-    }
-    let held = ((rows as f64 * share).round() as usize).clamp(1, rows - 1);
-    let mut order: Vec<usize> = (0..rows).collect();
-    order.shuffle(&mut rand::rngs::ChaCha8Rng::seed_from_u64(seed));
-    let (validation, train) = order.split_at(held);
-    let part =
-        |rows: &[usize]| Dataset::new(inputs.inputs.select_rows(rows), None, inputs.source.clone());
-    Ok((part(train)?, part(validation)?))
 }
 
 impl Job {
@@ -184,7 +167,7 @@ impl Job {
                     Some(&zoo.path(&datasets.val_labels)),
                 )?,
             ),
-            _ => held_out(&train, args.hold_out, args.seed)?,
+            _ => hold_out(&train, args.hold_out, args.seed)?,
         };
         Ok(Self {
             transmitter,
@@ -195,8 +178,10 @@ impl Job {
     }
 }
 
-fn receiver_out(args: &Args, receiver: &Path) -> PathBuf {
-    args.receiver_out.clone().unwrap_or_else(|| {
+/// Where a tuned receiver is written: `explicit`, or `<receiver stem>.tuned.onnx` in the
+/// working directory.
+pub(super) fn receiver_out(explicit: Option<&Path>, receiver: &Path) -> PathBuf {
+    explicit.map(Path::to_path_buf).unwrap_or_else(|| {
         let stem = receiver
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
@@ -205,10 +190,25 @@ fn receiver_out(args: &Args, receiver: &Path) -> PathBuf {
     })
 }
 
+/// The executor options of `backend` on `device` (tract always runs on the CPU).
+pub(super) fn executor(backend: Backend, device: Device) -> ExecutorOptions {
+    ExecutorOptions {
+        backend,
+        device: match backend {
+            Backend::Tract => Device::Cpu,
+            _ => device,
+        },
+        threads: None,
+    }
+}
+
 /// Runs `tessera transfer`.
 pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let job = Job::from_args(args)?;
-    let config = Config::discover(config_path)?;
+    let ledger = args.knowledge.check_budget(
+        &InputFingerprint::of(&job.train.inputs),
+        Some(&InputFingerprint::of(&job.validation.inputs)),
+    )?;
     let registry = registry(config_path)?;
     let transmitter = OnnxModel::load(&job.transmitter)?;
     let receiver = OnnxModel::load(&job.receiver)?;
@@ -225,14 +225,7 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
             ObjectiveChoice::HubOnly => Objective::HUB_ONLY,
         },
         augmentation: args.augmentation,
-        executor: ExecutorOptions {
-            backend: args.backend,
-            device: match args.backend {
-                Backend::Tract => Device::Cpu,
-                _ => args.device,
-            },
-            threads: None,
-        },
+        executor: executor(args.backend, args.device),
         device: args.device.training_device(),
         ..TransferOptions::default()
     };
@@ -245,64 +238,38 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
     .hub_dim(args.hub_dim)
     .seed(args.seed);
 
-    let mut bar: Option<(Phase, ProgressBar)> = None;
-    let outcome = transfer.execute_with_progress(&job.train, &job.validation, &mut |progress| {
-        if bar.as_ref().map(|(phase, _)| *phase) != Some(progress.phase) {
-            if let Some((_, finished)) = bar.take() {
-                finished.finish_and_clear();
-            }
-            let label = match progress.phase {
-                Phase::Capture => "capture",
-                Phase::Hub => "hub",
-                Phase::FineTune => "fine-tune",
-                Phase::Measure => "measure",
-            };
-            bar = Some((progress.phase, progress_bar(progress.total as u64, label)));
-        }
-        if let Some((_, current)) = &bar {
-            current.set_position(progress.done as u64);
-        }
-    })?;
-    if let Some((_, finished)) = bar.take() {
-        finished.finish_and_clear();
+    let mut bars = PhaseBars::default();
+    let (outcome, mut knowledge) =
+        transfer.execute_with_progress(&job.train, &job.validation, &mut |progress| {
+            bars.update(progress)
+        })?;
+    if !args.hub_vectors {
+        knowledge.hub = None;
     }
-    let receiver_path = receiver_out(args, &job.receiver);
+    bars.finish();
+    let receiver_path = receiver_out(args.receiver_out.as_deref(), &job.receiver);
+    let written = args.knowledge.write(knowledge, ledger, &args.out)?;
     outcome.receiver.save(&receiver_path)?;
-    let models = (
-        outcome.report.transmitter.name.as_str(),
-        outcome.report.receiver.name.as_str(),
-    );
-    let (stages, released) = args.token.release(
-        outcome.token()?,
-        &registry,
-        &config,
-        &args.out,
-        Some(models),
-    )?;
-    let privacy = released.metadata.get("privacy").cloned();
     if json {
         return print_json(&serde_json::json!({
             "transmitter": job.transmitter.display().to_string(),
             "receiver": job.receiver.display().to_string(),
             "receiver_out": receiver_path.display().to_string(),
             "token": args.out.display().to_string(),
-            "stages": stages,
-            "privacy": privacy,
+            "written": written.to_json(),
             "report": outcome.report,
         }));
     }
-    let mut lines = summary(&outcome.report, &job);
+    let mut lines = summary(
+        &outcome.report,
+        &job.transmitter.display().to_string(),
+        &job.receiver.display().to_string(),
+    );
     lines.push(field(
         "token",
-        format!(
-            "{} ({}{})",
-            args.out.display(),
-            stages.join(" -> "),
-            privacy
-                .map(|p| format!("; privacy {p}"))
-                .unwrap_or_default()
-        ),
+        format!("{} ({} bytes)", args.out.display(), written.bytes),
     ));
+    lines.extend(written.lines());
     lines.push(field("tuned receiver", receiver_path.display()));
     print_text(&lines.join("\n"))
 }
@@ -311,8 +278,9 @@ fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |value| format!("{value:.3}"))
 }
 
-/// The readable summary table of a transfer.
-fn summary(report: &TransferReport, job: &Job) -> Vec<String> {
+/// The readable summary table of a transfer or an absorption from `transmitter` into
+/// `receiver` (as they should be named).
+pub(super) fn summary(report: &TransferReport, transmitter: &str, receiver: &str) -> Vec<String> {
     let row = |label: &str, pick: &dyn Fn(&Fidelity) -> Option<f64>| {
         format!(
             "  {label:<24}{:>10}{:>10}",
@@ -322,11 +290,8 @@ fn summary(report: &TransferReport, job: &Job) -> Vec<String> {
     };
     let mut lines = vec![
         format!(
-            "Mode A transfer: {} ({}) -> {} ({})",
-            job.transmitter.display(),
-            report.transmitter.family,
-            job.receiver.display(),
-            report.receiver.family
+            "Mode A transfer: {transmitter} ({}) -> {receiver} ({})",
+            report.transmitter.family, report.receiver.family
         ),
         format!(
             "  objective {}, augmentation {}, hub width {}, {} epochs ({} steps), seed {}; \
@@ -348,33 +313,41 @@ fn summary(report: &TransferReport, job: &Job) -> Vec<String> {
         let label = format!("CKA depth {}", index + 1);
         lines.push(row(&label, &|f| f.cka.get(index).map(|c| c.cka)));
     }
-    lines.push(row("predecessor drift", &|f| Some(f.predecessor_drift)));
+    if report.after.predecessor_drift.is_finite() {
+        lines.push(row("predecessor drift", &|f| Some(f.predecessor_drift)));
+    }
     lines.push(format!(
         "  {:<24}{:>20}",
         "transmitter accuracy",
         number(report.transmitter_accuracy)
     ));
-    lines.push(field(
-        "hub retrieval",
-        format!(
-            "{:.3} after hub training, {} after fine-tuning",
-            report.hub_retrieval_before_fine_tuning,
-            number(report.hub_retrieval)
-        ),
-    ));
-    lines.push(field(
-        "hub round trip",
-        format!(
-            "transmitter {:.3}, receiver {:.3} (relative error)",
-            report.hub_round_trip_error[0], report.hub_round_trip_error[1]
-        ),
-    ));
+    if let (Some(before), Some(round_trip)) = (
+        report.hub_retrieval_before_fine_tuning,
+        report.hub_round_trip_error,
+    ) {
+        lines.push(field(
+            "hub retrieval",
+            format!(
+                "{before:.3} after hub training, {} after fine-tuning",
+                number(report.hub_retrieval)
+            ),
+        ));
+        lines.push(field(
+            "hub round trip",
+            format!("receiver {round_trip:.3} (relative error)"),
+        ));
+    }
     let timings = &report.timings;
     lines.push(field(
         "time",
         format!(
-            "{:.1} s (capture {:.1}, hub {:.1}, fine-tune {:.1}, measure {:.1})",
-            timings.total, timings.capture, timings.hub, timings.fine_tune, timings.measure
+            "{:.1} s (emit {:.1}, capture {:.1}, hub {:.1}, fine-tune {:.1}, measure {:.1})",
+            timings.total,
+            timings.emit,
+            timings.capture,
+            timings.hub,
+            timings.fine_tune,
+            timings.measure
         ),
     ));
     lines

@@ -102,7 +102,7 @@ impl std::fmt::Display for Device {
 }
 
 /// How to build an executor.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExecutorOptions {
     /// The engine.
     pub backend: Backend,

@@ -4,7 +4,7 @@
 use ndarray::{Array1, Array2};
 use serde::Serialize;
 
-use crate::{Error, Result};
+use crate::Result;
 use tessera_metrics as metrics;
 
 /// One model's view of the held-out inputs: its outputs and its pooled taps, shallow to deep.
@@ -36,7 +36,8 @@ pub struct Fidelity {
     pub output_kl: Option<f64>,
     /// The receiver's accuracy, when labels were given (used for nothing else).
     pub accuracy: Option<f64>,
-    /// Debiased linear CKA at matched relative depths, shallow to deep.
+    /// Debiased linear CKA at matched relative depths, shallow to deep (empty when the
+    /// transmitter's representations were not available, as when absorbing a token).
     pub cka: Vec<DepthCka>,
     /// The predecessor's drift between the deepest taps (diagonal-Gaussian KL of neuron i
     /// against neuron i) — kept for comparison only; it is not meaningful across architectures.
@@ -76,16 +77,17 @@ pub fn fidelity(
     } else {
         (None, None)
     };
-    if transmitter.taps.is_empty() && !receiver.taps.is_empty() {
-        return Err(Error::Shape(
-            "the transmitter was observed at no tap point, so no depth can be compared".into(),
-        ));
-    }
     let accuracy = labels
         .map(|labels| metrics::accuracy(receiver.logits.view(), labels.view()))
         .transpose()?;
-    let mut cka = Vec::with_capacity(receiver.taps.len());
-    for (index, (receiver_tap, receiver_values)) in receiver.taps.iter().enumerate() {
+    // Without the transmitter's taps (knowledge from a token carries none) no depth is compared.
+    let compared = if transmitter.taps.is_empty() {
+        &[][..]
+    } else {
+        &receiver.taps[..]
+    };
+    let mut cka = Vec::with_capacity(compared.len());
+    for (index, (receiver_tap, receiver_values)) in compared.iter().enumerate() {
         let (transmitter_tap, transmitter_values) =
             &transmitter.taps[matched_depth(index, receiver.taps.len(), transmitter.taps.len())];
         cka.push(DepthCka {
@@ -121,15 +123,15 @@ mod tests {
     }
 
     #[test]
-    fn a_transmitter_without_taps_is_an_error_not_a_panic() {
+    fn a_transmitter_without_taps_compares_outputs_only() {
         let observed = |taps: Vec<(String, ndarray::Array2<f32>)>| Observed {
             logits: ndarray::Array2::zeros((4, 2)),
             taps,
         };
         let tap = ("t".to_string(), ndarray::Array2::zeros((4, 3)));
-        let message = fidelity(&observed(Vec::new()), &observed(vec![tap]), None)
-            .unwrap_err()
-            .to_string();
-        assert!(message.contains("no tap point"), "{message}");
+        let measured = fidelity(&observed(Vec::new()), &observed(vec![tap]), None).unwrap();
+        assert!(measured.cka.is_empty());
+        assert!(measured.predecessor_drift.is_nan());
+        assert_eq!(measured.agreement, Some(1.0));
     }
 }

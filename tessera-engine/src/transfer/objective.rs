@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use ndarray::ArrayView2;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::uhs::{info_nce, normalise_rows, HubSide};
 use crate::{Error, Result};
@@ -10,7 +10,7 @@ use tessera_train::from_matrix;
 use tessera_train::functional::log_softmax_last;
 
 /// The label-free fine-tuning objective: a weighted sum of output matching and hub alignment.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
     /// Weight of output matching: T²·KL(softmax(t/T) ‖ softmax(r/T)) between the
     /// transmitter's and the receiver's outputs (Hinton et al. 2015). Used only where the two
@@ -67,20 +67,22 @@ pub(super) struct Targets {
 }
 
 impl Targets {
-    /// Targets from the transmitter's logits and (when the hub term is on) hub vectors of the
-    /// batch's inputs. A batch of one has no negatives for the hub term and skips it.
+    /// Targets from the transmitter's soft targets (log-probabilities at the objective's
+    /// temperature) and (when the hub term is on) hub vectors of the batch's inputs. A batch
+    /// of one has no negatives for the hub term and skips it.
     pub(super) fn new(
         objective: &Objective,
-        logits: ArrayView2<f32>,
+        log_probs: ArrayView2<f32>,
         hub: Option<ArrayView2<f32>>,
         match_outputs: bool,
         device: &Device,
     ) -> Result<Self> {
-        let failed = Error::compute(super::FINE_TUNING);
         let outputs = if match_outputs && objective.output_weight > 0.0 {
-            let scaled = (from_matrix(logits, device)? / objective.temperature).map_err(&failed)?;
-            let log_probs = log_softmax_last(&scaled).map_err(&failed)?;
-            Some((log_probs.exp().map_err(&failed)?, log_probs))
+            let log_probs = from_matrix(log_probs, device)?;
+            let probs = log_probs
+                .exp()
+                .map_err(Error::compute(super::FINE_TUNING))?;
+            Some((probs, log_probs))
         } else {
             None
         };
@@ -94,12 +96,13 @@ impl Targets {
 
 impl Objective {
     /// The batch loss of a receiver with `logits` and pooled deepest representation
-    /// `features`, encoded into the hub by `hub_side`.
+    /// `features`, encoded into the hub by `hub_side` (the hub term needs both it and the
+    /// targets' hub vectors).
     pub(super) fn loss(
         &self,
         logits: &Tensor,
         features: &Tensor,
-        hub_side: &HubSide,
+        hub_side: Option<&HubSide>,
         targets: &Targets,
     ) -> candle_core::Result<Tensor> {
         let mut total = Tensor::zeros((), logits.dtype(), logits.device())?;
@@ -110,7 +113,7 @@ impl Objective {
             let scale = self.output_weight * self.temperature * self.temperature / rows;
             total = (total + (kl * scale)?)?;
         }
-        if let Some(hub) = &targets.hub {
+        if let (Some(hub), Some(hub_side)) = (&targets.hub, hub_side) {
             let receiver = normalise_rows(&hub_side.encode(features)?)?;
             let alignment = info_nce(&receiver, hub, hub_side.temperature())?;
             total = (total + (alignment * self.hub_weight)?)?;

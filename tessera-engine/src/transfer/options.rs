@@ -1,7 +1,7 @@
 //! What a Mode A transfer can be told: the objective's terms, how unlabelled inputs are
 //! enlarged, the hub and the fine-tuning schedule.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use tessera_train::TrainingDevice;
 
@@ -12,7 +12,7 @@ use super::objective::Objective;
 
 /// How the unlabelled training inputs are enlarged, epoch by epoch. The transmitter is asked
 /// about every new input; no labels are involved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Augmentation {
     /// The given inputs only, every epoch.
@@ -62,7 +62,7 @@ impl std::str::FromStr for Augmentation {
 
 /// Everything a Mode A transfer is configured with. [`Default`] gives the settings the
 /// benchmark's targets were measured at.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TransferOptions {
     /// The hub space and its training.
     pub hub: HubOptions,
@@ -98,7 +98,9 @@ pub struct TransferOptions {
     /// The executor that runs the transmitter.
     #[serde(skip)]
     pub executor: ExecutorOptions,
-    /// Where the receiver fine-tunes and the hub trains.
+    /// Where the receiver fine-tunes and the hub trains (a local choice: knowledge does not
+    /// carry it).
+    #[serde(skip)]
     pub device: TrainingDevice,
 }
 

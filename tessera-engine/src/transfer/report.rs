@@ -1,5 +1,5 @@
 //! What a transfer reports: the models, the settings, the measurements before and after, and
-//! where the time went. Serialised into the token's metadata and printed by the CLI.
+//! where the time went. Printed by the CLI and written by the benchmarks.
 
 use serde::Serialize;
 
@@ -24,6 +24,7 @@ pub struct ModelSummary {
 }
 
 impl ModelSummary {
+    /// The summary of `participant`.
     pub(super) fn of(participant: &Participant) -> Self {
         Self {
             name: participant.model.name().to_string(),
@@ -37,11 +38,13 @@ impl ModelSummary {
 /// Seconds spent in each phase.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Timings {
-    /// Running both models on the inputs and held-out inputs.
+    /// Emitting the transmitter's knowledge (0 when the knowledge came in a token).
+    pub emit: f64,
+    /// Running the receiver on the inputs and held-out inputs.
     pub capture: f64,
     /// Training the hub.
     pub hub: f64,
-    /// Fine-tuning the receiver, including asking the transmitter about new inputs.
+    /// Fine-tuning the receiver.
     pub fine_tune: f64,
     /// Measuring and packaging.
     pub measure: f64,
@@ -90,20 +93,23 @@ pub struct TransferReport {
     pub train_inputs: usize,
     /// Held-out inputs measured on.
     pub validation_inputs: usize,
+    /// Synthetic input sets the transmitter answered (one per epoch after the first, with
+    /// augmentation).
+    pub synthetic_sets: usize,
     /// The transmitter's held-out accuracy, when labels were given.
     pub transmitter_accuracy: Option<f64>,
     /// Fidelity of the receiver before the transfer.
     pub before: Fidelity,
     /// Fidelity of the receiver after the transfer.
     pub after: Fidelity,
-    /// How hub training went.
-    pub hub_training: HubReport,
+    /// How training the receiver's hub side went (with the hub term only).
+    pub hub_training: Option<HubReport>,
     /// Held-out retrieval accuracy in the hub right after hub training.
-    pub hub_retrieval_before_fine_tuning: f64,
-    /// Held-out retrieval accuracy in the hub after fine-tuning (with the hub term only).
+    pub hub_retrieval_before_fine_tuning: Option<f64>,
+    /// Held-out retrieval accuracy in the hub after fine-tuning.
     pub hub_retrieval: Option<f64>,
-    /// Held-out hub round-trip error after hub training, transmitter then receiver.
-    pub hub_round_trip_error: [f64; 2],
+    /// Held-out round-trip error of the receiver's hub side after hub training.
+    pub hub_round_trip_error: Option<f64>,
     /// Where the time went.
     pub timings: Timings,
 }

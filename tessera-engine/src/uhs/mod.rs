@@ -1,11 +1,13 @@
 //! The Universal Hub Space: one shared width (2048 by default) into which each model's pooled
 //! representation is encoded, so that the two models' vectors for the same input line up.
 //!
-//! Each side is standardised (per-feature mean and spread of its training features), encoded
-//! by a linear map into the hub and decoded back by another. The two encoders are trained
-//! together: a symmetric InfoNCE loss (CRD, Tian et al. 2020) makes the transmitter's and
-//! receiver's normalised hub vectors of the same input the nearest pair within a batch, while
-//! a reconstruction loss keeps each side decodable (its round-trip error is reported).
+//! Each side is standardised (per-feature mean and spread of its training features) and encoded
+//! by a linear map into the hub. The transmitter's map is fixed (seeded), so its hub vectors
+//! can be computed — and shipped in a token — without the receiver ([`HubEncoder`]). The
+//! receiver's map is trained to meet them: a symmetric InfoNCE loss (CRD, Tian et al. 2020)
+//! makes the two normalised hub vectors of the same input the nearest pair within a batch,
+//! while a decoder and a reconstruction loss keep the receiver's side decodable (its
+//! round-trip error is reported) ([`train_hub`]).
 
 mod contrastive;
 mod linear;
@@ -25,7 +27,7 @@ pub use contrastive::info_nce;
 use linear::Linear;
 
 /// How the hub is trained.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HubOptions {
     /// Width of the hub space.
     pub dim: usize,
@@ -57,14 +59,23 @@ impl Default for HubOptions {
     }
 }
 
-/// One model's way into and out of the hub.
-pub struct HubSide {
+/// A model's fixed way into the hub: per-feature standardisation (fitted on its training
+/// features), then a seeded linear map into the hub's width. The transmitter's side is one of
+/// these, never trained, so that it can be computed without seeing the receiver: emitting
+/// knowledge needs only the transmitter.
+pub struct HubEncoder {
     mean: Tensor,
     scale: Tensor,
-    encoder: Linear,
+    map: Linear,
+    device: Device,
+}
+
+/// The receiver's way into and out of the hub: an encoder trained to meet the transmitter's
+/// fixed hub vectors, and a decoder that keeps its side decodable.
+pub struct HubSide {
+    encoder: HubEncoder,
     decoder: Linear,
     temperature: f64,
-    device: Device,
 }
 
 /// What training the hub did.
@@ -74,24 +85,17 @@ pub struct HubReport {
     pub steps: usize,
     /// Mean alignment (InfoNCE) loss over the last epoch.
     pub alignment_loss: f64,
-    /// Mean reconstruction loss (both sides) over the last epoch.
+    /// Mean reconstruction loss over the last epoch.
     pub reconstruction_loss: f64,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
 
-/// The trained hub: the transmitter's side and the receiver's side.
-pub struct Hub {
-    /// Encoder and decoder of the transmitter's representation.
-    pub transmitter: HubSide,
-    /// Encoder and decoder of the receiver's representation.
-    pub receiver: HubSide,
-    /// Width of the hub.
-    pub dim: usize,
-}
-
 /// What a candle error of the hub is reported as.
 pub(crate) const HUB_COMPUTATION: &str = "hub computation failed";
+
+/// Mixed into the hub seed for the receiver's side, so the two sides start from different maps.
+const RECEIVER_SEED: u64 = 0x5ec0_4d51_de00_0001;
 
 /// Rows of `tensor` scaled to unit L2 norm.
 pub fn normalise_rows(tensor: &Tensor) -> candle_core::Result<Tensor> {
@@ -119,14 +123,24 @@ fn check_features(features: ArrayView2<f32>, side: &str) -> Result<()> {
     Ok(())
 }
 
-impl HubSide {
-    fn new(
+fn check_options(options: &HubOptions) -> Result<()> {
+    if options.dim == 0 || options.batch_size < 2 {
+        return Err(Error::InvalidOption(format!(
+            "the hub needs a width of at least 1 and batches of at least 2 (got width {}, batch {})",
+            options.dim, options.batch_size
+        )));
+    }
+    Ok(())
+}
+
+impl HubEncoder {
+    /// Fits the standardisation to `features` and draws the map into `dim` from `rng`.
+    fn fit(
         features: ArrayView2<f32>,
-        options: &HubOptions,
+        dim: usize,
         rng: &mut ChaCha8Rng,
         device: &Device,
     ) -> Result<Self> {
-        let dim = options.dim;
         let width = features.ncols();
         let mean = features
             .mean_axis(ndarray::Axis(0))
@@ -141,14 +155,29 @@ impl HubSide {
         Ok(Self {
             mean: row(mean)?,
             scale: row(spread)?,
-            encoder: Linear::new(width, dim, rng, device)?,
-            decoder: Linear::new(dim, width, rng, device)?,
-            temperature: options.temperature,
+            map: Linear::new(width, dim, rng, device)?,
             device: device.clone(),
         })
     }
 
-    /// The features standardised as this side was fitted.
+    /// The transmitter's fixed side of a hub `options` describe, fitted to its training
+    /// `features` `[N, width]`; the same features and options give the same encoder.
+    pub fn transmitter(
+        features: ArrayView2<f32>,
+        options: &HubOptions,
+        device: &Device,
+    ) -> Result<Self> {
+        check_features(features, "transmitter")?;
+        check_options(options)?;
+        Self::fit(
+            features,
+            options.dim,
+            &mut ChaCha8Rng::seed_from_u64(options.seed),
+            device,
+        )
+    }
+
+    /// The features standardised as this encoder was fitted.
     fn standardise(&self, features: &Tensor) -> candle_core::Result<Tensor> {
         features
             .broadcast_sub(&self.mean)?
@@ -157,7 +186,7 @@ impl HubSide {
 
     /// Hub vectors (before normalisation) of `features` `[B, width]`; differentiable.
     pub fn encode(&self, features: &Tensor) -> candle_core::Result<Tensor> {
-        self.encoder.forward(&self.standardise(features)?)
+        self.map.forward(&self.standardise(features)?)
     }
 
     /// Unit-norm hub vectors of `features`, the space in which the two sides are aligned.
@@ -172,22 +201,31 @@ impl HubSide {
             .map_err(Error::compute(HUB_COMPUTATION))?;
         Ok(to_matrix(&embedded)?)
     }
+}
+
+impl HubSide {
+    /// Hub vectors (before normalisation) of `features` `[B, width]`; differentiable.
+    pub fn encode(&self, features: &Tensor) -> candle_core::Result<Tensor> {
+        self.encoder.encode(features)
+    }
+
+    /// Unit-norm hub vectors of `features` as an array.
+    pub fn embed_array(&self, features: ArrayView2<f32>) -> Result<Array2<f32>> {
+        self.encoder.embed_array(features)
+    }
 
     /// Relative error of encoding then decoding `features`, in the standardised space:
     /// ‖x − dec(enc(x))‖ / ‖x‖ over all rows.
     pub fn round_trip_error(&self, features: ArrayView2<f32>) -> Result<f64> {
+        let failed = Error::compute(HUB_COMPUTATION);
         let standard = self
-            .standardise(&from_matrix(features, &self.device)?)
-            .map_err(Error::compute(HUB_COMPUTATION))?;
+            .encoder
+            .standardise(&from_matrix(features, &self.encoder.device)?)
+            .map_err(&failed)?;
         let decoded = self
             .decoder
-            .forward(
-                &self
-                    .encoder
-                    .forward(&standard)
-                    .map_err(Error::compute(HUB_COMPUTATION))?,
-            )
-            .map_err(Error::compute(HUB_COMPUTATION))?;
+            .forward(&self.encoder.map.forward(&standard).map_err(&failed)?)
+            .map_err(&failed)?;
         let original = to_matrix(&standard)?;
         Ok(tessera_metrics::relative_round_trip_error(
             original.view(),
@@ -202,56 +240,57 @@ impl HubSide {
 
     /// The learnable weights of the encoder (the decoder stays as trained).
     pub fn encoder_variables(&self) -> Vec<Var> {
-        self.encoder.variables()
+        self.encoder.map.variables()
     }
 
     fn variables(&self) -> Vec<Var> {
-        let mut all = self.encoder.variables();
+        let mut all = self.encoder.map.variables();
         all.extend(self.decoder.variables());
         all
     }
 
     fn reconstruction_loss(&self, features: &Tensor, hub: &Tensor) -> candle_core::Result<Tensor> {
-        let standard = self.standardise(features)?;
+        let standard = self.encoder.standardise(features)?;
         (self.decoder.forward(hub)? - standard)?.sqr()?.mean_all()
     }
 }
 
-/// Trains a hub on paired representations: row i of `transmitter` and of `receiver` come from
-/// the same input. `progress` is told the epoch just finished.
+/// Trains the receiver's side of the hub on paired rows: row i of `transmitter_hub` (the
+/// transmitter's unit-norm hub vectors, fixed) and of `receiver` (its pooled features) come
+/// from the same input. `progress` is told the epoch just finished.
 pub fn train_hub(
-    transmitter: ArrayView2<f32>,
+    transmitter_hub: ArrayView2<f32>,
     receiver: ArrayView2<f32>,
     options: &HubOptions,
     device: &Device,
     progress: &mut dyn FnMut(usize),
-) -> Result<(Hub, HubReport)> {
+) -> Result<(HubSide, HubReport)> {
     let started = Instant::now();
-    check_features(transmitter, "transmitter")?;
+    check_features(transmitter_hub, "transmitter")?;
     check_features(receiver, "receiver")?;
-    if transmitter.nrows() != receiver.nrows() {
+    check_options(options)?;
+    if transmitter_hub.nrows() != receiver.nrows() {
         return Err(Error::Shape(format!(
             "the hub pairs samples: the transmitter gave {} rows, the receiver {}",
-            transmitter.nrows(),
+            transmitter_hub.nrows(),
             receiver.nrows()
         )));
     }
-    if options.dim == 0 || options.batch_size < 2 {
-        return Err(Error::InvalidOption(format!(
-            "the hub needs a width of at least 1 and batches of at least 2 (got width {}, batch {})",
-            options.dim, options.batch_size
+    if transmitter_hub.ncols() != options.dim {
+        return Err(Error::Shape(format!(
+            "the transmitter's hub vectors are {} wide, but the hub is {} wide",
+            transmitter_hub.ncols(),
+            options.dim
         )));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let hub = Hub {
-        transmitter: HubSide::new(transmitter, options, &mut rng, device)?,
-        receiver: HubSide::new(receiver, options, &mut rng, device)?,
-        dim: options.dim,
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ RECEIVER_SEED);
+    let side = HubSide {
+        encoder: HubEncoder::fit(receiver, options.dim, &mut rng, device)?,
+        decoder: Linear::new(options.dim, receiver.ncols(), &mut rng, device)?,
+        temperature: options.temperature,
     };
-    let mut variables = hub.transmitter.variables();
-    variables.extend(hub.receiver.variables());
     let mut optimizer = Optimizer::new(
-        variables,
+        side.variables(),
         OptimizerOptions {
             kind: OptimizerKind::ADAM,
             learning_rate: options.learning_rate,
@@ -259,9 +298,9 @@ pub fn train_hub(
             clip_norm: None,
         },
     );
-    let tx_all = from_matrix(transmitter, device)?;
+    let tx_all = from_matrix(transmitter_hub, device)?;
     let rx_all = from_matrix(receiver, device)?;
-    let mut order: Vec<u32> = (0..transmitter.nrows() as u32).collect();
+    let mut order: Vec<u32> = (0..receiver.nrows() as u32).collect();
     let mut report = HubReport {
         steps: 0,
         alignment_loss: f64::NAN,
@@ -276,17 +315,11 @@ pub fn train_hub(
             let index = Tensor::from_slice(batch, batch.len(), device)
                 .map_err(Error::compute(HUB_COMPUTATION))?;
             let step = || -> candle_core::Result<(Tensor, f64, f64)> {
-                let tx = tx_all.index_select(&index, 0)?;
+                let tx_hub = tx_all.index_select(&index, 0)?;
                 let rx = rx_all.index_select(&index, 0)?;
-                let tx_hub = hub.transmitter.encode(&tx)?;
-                let rx_hub = hub.receiver.encode(&rx)?;
-                let alignment = info_nce(
-                    &normalise_rows(&tx_hub)?,
-                    &normalise_rows(&rx_hub)?,
-                    options.temperature,
-                )?;
-                let reconstruction = (hub.transmitter.reconstruction_loss(&tx, &tx_hub)?
-                    + hub.receiver.reconstruction_loss(&rx, &rx_hub)?)?;
+                let rx_hub = side.encode(&rx)?;
+                let alignment = info_nce(&tx_hub, &normalise_rows(&rx_hub)?, options.temperature)?;
+                let reconstruction = side.reconstruction_loss(&rx, &rx_hub)?;
                 let total = (&alignment + (&reconstruction * options.reconstruction_weight)?)?;
                 Ok((
                     total,
@@ -314,7 +347,7 @@ pub fn train_hub(
         ));
     }
     report.seconds = started.elapsed().as_secs_f64();
-    Ok((hub, report))
+    Ok((side, report))
 }
 
 #[cfg(test)]
@@ -340,17 +373,24 @@ mod tests {
             batch_size: 64,
             ..HubOptions::default()
         };
-        let (hub, report) =
-            train_hub(tx.view(), rx.view(), &options, &Device::Cpu, &mut |_| {}).unwrap();
-        let tx_hub = hub.transmitter.embed_array(tx.view()).unwrap();
-        let rx_hub = hub.receiver.embed_array(rx.view()).unwrap();
+        let transmitter = HubEncoder::transmitter(tx.view(), &options, &Device::Cpu).unwrap();
+        let tx_hub = transmitter.embed_array(tx.view()).unwrap();
+        let (hub, report) = train_hub(
+            tx_hub.view(),
+            rx.view(),
+            &options,
+            &Device::Cpu,
+            &mut |_| {},
+        )
+        .unwrap();
+        let rx_hub = hub.embed_array(rx.view()).unwrap();
         let retrieval =
             tessera_metrics::retrieval_accuracy(rx_hub.view(), tx_hub.view(), 64).unwrap();
         assert!(retrieval > 0.9, "retrieval {retrieval}, report {report:?}");
-        assert!(hub.receiver.round_trip_error(rx.view()).unwrap() < 0.5);
+        assert!(hub.round_trip_error(rx.view()).unwrap() < 0.5);
         // Unrelated features cannot be aligned on held-out data.
         let unrelated = random(256, 20, 4);
-        let unrelated_hub = hub.receiver.embed_array(unrelated.view()).unwrap();
+        let unrelated_hub = hub.embed_array(unrelated.view()).unwrap();
         let chance =
             tessera_metrics::retrieval_accuracy(unrelated_hub.view(), tx_hub.view(), 64).unwrap();
         assert!(chance < 0.2, "unrelated retrieval {chance}");
@@ -367,9 +407,17 @@ mod tests {
             ..HubOptions::default()
         };
         let embed = || {
-            let (hub, _) =
-                train_hub(tx.view(), rx.view(), &options, &Device::Cpu, &mut |_| {}).unwrap();
-            hub.receiver.embed_array(rx.view()).unwrap()
+            let transmitter = HubEncoder::transmitter(tx.view(), &options, &Device::Cpu).unwrap();
+            let tx_hub = transmitter.embed_array(tx.view()).unwrap();
+            let (hub, _) = train_hub(
+                tx_hub.view(),
+                rx.view(),
+                &options,
+                &Device::Cpu,
+                &mut |_| {},
+            )
+            .unwrap();
+            hub.embed_array(rx.view()).unwrap()
         };
         assert_eq!(embed(), embed());
     }

@@ -57,6 +57,45 @@ const GRID: RGBColor = RGBColor(225, 225, 225);
 /// Drawing errors, turned into [`Error::Render`] with the chart's name by [`BarChart::render`].
 type DrawResult<T> = std::result::Result<T, Box<dyn StdError>>;
 
+/// Colours of successive lines of a [`line_chart`].
+const PALETTE: [RGBColor; 8] = [
+    BLUE,
+    ORANGE,
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    DARK,
+];
+
+/// A chart of `lines` (name, one value per category; `None` leaves a gap) over `categories`,
+/// on a 0–1 axis: for curves such as agreement against the privacy budget.
+pub fn line_chart(
+    file_name: &str,
+    title: &str,
+    y_desc: &str,
+    categories: &[String],
+    lines: Vec<(String, Vec<Option<f64>>)>,
+) -> Result<Chart> {
+    BarChart {
+        file_name: file_name.into(),
+        title: title.into(),
+        y_desc: y_desc.into(),
+        scale: Scale::Unit,
+        value_decimals: 3,
+        categories: categories.iter().map(|text| Label::single(text)).collect(),
+        series: lines
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, values))| {
+                Series::line(&name, PALETTE[index % PALETTE.len()], values)
+            })
+            .collect(),
+    }
+    .render()
+}
+
 pub(super) fn task_charts(task: &TaskResults, stem: &str) -> Result<Vec<Chart>> {
     let mut charts = Vec::new();
     let name = &task.task;
@@ -265,6 +304,8 @@ enum Kind {
     Bar,
     /// A horizontal tick across the whole group.
     Marker,
+    /// A line through the group centres, with a dot at each value.
+    Line,
 }
 
 /// One series of values, one per category (`None`: nothing drawn there).
@@ -291,6 +332,15 @@ impl Series {
             name: name.into(),
             color,
             kind: Kind::Marker,
+            values,
+        }
+    }
+
+    fn line(name: &str, color: RGBColor, values: Vec<Option<f64>>) -> Self {
+        Self {
+            name: name.into(),
+            color,
+            kind: Kind::Line,
             values,
         }
     }
@@ -459,7 +509,7 @@ impl BarChart {
                     [(x, legend_y - 6), (x + 14, legend_y + 6)],
                     series.color.filled(),
                 ))?,
-                Kind::Marker => header.draw(&PathElement::new(
+                Kind::Marker | Kind::Line => header.draw(&PathElement::new(
                     vec![(x, legend_y), (x + 14, legend_y)],
                     series.color.stroke_width(3),
                 ))?,
@@ -553,6 +603,21 @@ impl BarChart {
                     ],
                     series.color.stroke_width(3),
                 ))?;
+            }
+        }
+
+        // Lines through the group centres.
+        for series in self.series.iter().filter(|s| s.kind == Kind::Line) {
+            let points: Vec<(i32, i32)> = series
+                .points()
+                .map(|(i, v)| chart.backend_coord(&(i as f64, v)))
+                .collect();
+            root.draw(&PathElement::new(
+                points.clone(),
+                series.color.stroke_width(2),
+            ))?;
+            for point in points {
+                root.draw(&Circle::new(point, 4, series.color.filled()))?;
             }
         }
 

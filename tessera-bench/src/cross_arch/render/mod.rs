@@ -8,6 +8,8 @@
 mod charts;
 mod html;
 
+pub use charts::line_chart;
+
 use super::results::{CrossArchResults, PairResult, PredecessorPair, TaskResults};
 
 /// A rendered report: the HTML page and the charts it embeds, as PNG files.

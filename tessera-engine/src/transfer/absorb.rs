@@ -1,0 +1,518 @@
+//! The receiver's half of a transfer: learn from knowledge on the reference inputs the
+//! receiver's owner holds, without ever running (or seeing) the transmitter.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor as GraphTensor};
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tessera_api::AdapterPlan;
+
+use super::knowledge::{synthetic_inputs, Knowledge};
+use super::measure::{fidelity, Observed};
+use super::objective::Targets;
+use super::options::TransferOptions;
+use super::report::{ModelSummary, Timings, TransferReport};
+use super::{
+    check_recipe, check_single_input, deepest, first_output, Participant, Phase, Progress,
+    TransferOutcome, FINE_TUNING, OBSERVE_BATCH,
+};
+use crate::pooling::pool_trainable;
+use crate::uhs::{train_hub, HubReport, HubSide};
+use crate::{Error, Result};
+use tessera_metrics as metrics;
+use tessera_tensor::dataset::Dataset;
+use tessera_tensor::tensor::Tensor;
+use tessera_train::{to_matrix, Trainable, TrainableGraph, TrainingDevice};
+use tessera_train::{Optimizer, OptimizerKind, OptimizerOptions, Schedule};
+
+/// Mixed into the seed of the fine-tuning batch order.
+const ORDER_SEED: u64 = 0x7e55_e2a0;
+
+/// Absorbs knowledge into a receiver.
+///
+/// ```no_run
+/// use tessera_engine::config::Config;
+/// use tessera_engine::plugin::PluginRegistry;
+/// use tessera_engine::transfer::{Absorber, Knowledge, Participant};
+/// use tessera_onnx::OnnxModel;
+/// use tessera_tensor::dataset::Dataset;
+/// # fn main() -> tessera_engine::Result<()> {
+/// let registry = PluginRegistry::discover(&Config::default(), Vec::new());
+/// let knowledge = Knowledge::load("knowledge.tbf".as_ref(), &Default::default())?;
+/// let receiver = OnnxModel::load("student.onnx".as_ref())?;
+/// let plan = registry.choose_adapter(&receiver, None)?.plan;
+/// let inputs = Dataset::load("reference.npy".as_ref(), None)?;
+/// let (train, held_out) = knowledge.datasets(&inputs, None)?;
+/// let outcome = Absorber::new(Participant::new(&receiver, plan)?).absorb(&knowledge, &train, &held_out)?;
+/// println!("agreement {:?} -> {:?}", outcome.report.before.agreement, outcome.report.after.agreement);
+/// outcome.receiver.save("student.tuned.onnx".as_ref())?;
+/// # Ok(()) }
+/// ```
+pub struct Absorber<'m> {
+    receiver: Participant<'m>,
+    device: TrainingDevice,
+    seed: Option<u64>,
+}
+
+/// The receiver on the trainable graph.
+struct ReceiverGraph<'p> {
+    graph: TrainableGraph,
+    plan: &'p AdapterPlan,
+    output: String,
+}
+
+/// What an adapter's plan allows to learn: its `trainable` list (every floating-point
+/// initializer when empty) less its `frozen` list.
+fn trainable_of(plan: &AdapterPlan) -> Trainable {
+    if plan.trainable.is_empty() {
+        Trainable::AllExcept(plan.frozen.clone())
+    } else {
+        Trainable::Only(
+            plan.trainable
+                .iter()
+                .filter(|name| !plan.frozen.contains(name))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+impl<'p> ReceiverGraph<'p> {
+    fn new(participant: &'p Participant, device: Device) -> Result<Self> {
+        let graph = TrainableGraph::new(
+            participant.model(),
+            &trainable_of(participant.plan()),
+            device,
+        )?;
+        Ok(Self {
+            graph,
+            plan: participant.plan(),
+            output: first_output(participant.model())?,
+        })
+    }
+
+    /// Logits and the pooled deepest tap of a batch, differentiable.
+    fn forward(&self, inputs: &Tensor) -> Result<(GraphTensor, GraphTensor)> {
+        let tap = &self.plan.taps[self.plan.taps.len() - 1];
+        let mut values = self.graph.forward(
+            std::slice::from_ref(inputs),
+            &[self.output.clone(), tap.tensor.clone()],
+        )?;
+        let features = pool_trainable(&values[1], tap).map_err(Error::compute(FINE_TUNING))?;
+        Ok((values.swap_remove(0), features))
+    }
+
+    /// Logits and every pooled tap of `inputs`, without gradients.
+    fn observe(&self, inputs: &Tensor) -> Result<Observed> {
+        let mut names = vec![self.output.clone()];
+        names.extend(self.plan.taps.iter().map(|tap| tap.tensor.clone()));
+        let mut logits = Vec::new();
+        let mut taps: Vec<Vec<Array2<f32>>> = vec![Vec::new(); self.plan.taps.len()];
+        let rows = inputs.shape()[0];
+        for start in (0..rows).step_by(OBSERVE_BATCH) {
+            let batch = inputs.slice_axis(0, start..(start + OBSERVE_BATCH).min(rows));
+            let values = self.graph.forward(&[batch], &names)?;
+            logits.push(to_matrix(&values[0].detach())?);
+            for ((collected, tap), value) in taps.iter_mut().zip(&self.plan.taps).zip(&values[1..])
+            {
+                collected.push(to_matrix(
+                    &pool_trainable(&value.detach(), tap).map_err(Error::compute(FINE_TUNING))?,
+                )?);
+            }
+        }
+        let join = |parts: &[Array2<f32>]| {
+            let views: Vec<_> = parts.iter().map(|part| part.view()).collect();
+            ndarray::concatenate(Axis(0), &views).map_err(|error| Error::Shape(error.to_string()))
+        };
+        Ok(Observed {
+            logits: join(&logits)?,
+            taps: self
+                .plan
+                .taps
+                .iter()
+                .zip(&taps)
+                .map(|(tap, parts)| Ok((tap.tensor.clone(), join(parts)?)))
+                .collect::<Result<Vec<_>>>()?,
+        })
+    }
+}
+
+/// The decay per step and the first averaged step of a running weight average whose horizon
+/// is `share` of `total` steps, or `None` when averaging is off. Steps more than five horizons
+/// before the end would weigh under 1 % of the average, so it starts there.
+fn averaging(share: f64, total: usize) -> Option<(f64, usize)> {
+    (share > 0.0).then(|| {
+        let horizon = (share * total as f64).max(1.0);
+        let from_step = total.saturating_sub((5.0 * horizon).ceil() as usize);
+        (1.0 - 1.0 / horizon, from_step)
+    })
+}
+
+/// The receiver's hub side, trained on the knowledge's hub vectors, and what training it did.
+struct ReceiverHub {
+    side: HubSide,
+    report: HubReport,
+    retrieval_before: f64,
+    round_trip_error: f64,
+}
+
+/// The transmitter as the receiver sees it on the held-out inputs: logits recovered from the
+/// soft targets (T · log p, equal to the transmitter's logits up to a per-row constant), and
+/// the taps only when the transmitter ran in the same process.
+fn transmitter_view(knowledge: &Knowledge, local: Option<Observed>) -> Observed {
+    let temperature = knowledge.header.recipe.objective.temperature as f32;
+    Observed {
+        logits: knowledge
+            .validation_targets
+            .mapv(|value| value * temperature),
+        taps: local.map(|observed| observed.taps).unwrap_or_default(),
+    }
+}
+
+impl<'m> Absorber<'m> {
+    /// An absorber for `receiver`, training on the CPU.
+    pub fn new(receiver: Participant<'m>) -> Self {
+        Self {
+            receiver,
+            device: TrainingDevice::Cpu,
+            seed: None,
+        }
+    }
+
+    /// The seed of the receiver's side: its hub encoder and the batch order [default: the
+    /// recipe's]. The split and the synthetic sets always follow the knowledge.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Where the receiver fine-tunes and its hub side trains.
+    pub fn device(mut self, device: TrainingDevice) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Fine-tunes the receiver on `knowledge`: `train` and `validation` are the inputs
+    /// [`Knowledge::datasets`] gives (labels of `validation`, if any, only score).
+    pub fn absorb(
+        &self,
+        knowledge: &Knowledge,
+        train: &Dataset,
+        validation: &Dataset,
+    ) -> Result<TransferOutcome> {
+        self.absorb_with(knowledge, train, validation, None, &mut |_| {})
+    }
+
+    /// [`absorb`](Self::absorb), telling `progress` where it is.
+    pub fn absorb_with_progress(
+        &self,
+        knowledge: &Knowledge,
+        train: &Dataset,
+        validation: &Dataset,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<TransferOutcome> {
+        self.absorb_with(knowledge, train, validation, None, progress)
+    }
+
+    /// The absorption; `local_view` is the transmitter's own view of the held-out inputs when
+    /// it ran in this process (for comparing representations).
+    pub(super) fn absorb_with(
+        &self,
+        knowledge: &Knowledge,
+        train: &Dataset,
+        validation: &Dataset,
+        local_view: Option<Observed>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<TransferOutcome> {
+        let started = Instant::now();
+        knowledge.validate()?;
+        let header = &knowledge.header;
+        header.train.check(train, "training inputs")?;
+        header.validation.check(validation, "held-out inputs")?;
+        check_single_input(&self.receiver, &[train, validation])?;
+        let mut options = TransferOptions {
+            device: self.device,
+            ..header.recipe
+        };
+        if let Some(seed) = self.seed {
+            options.seed = seed;
+            options.hub.seed = seed;
+        }
+        check_recipe(&options)?;
+        let report_phase = |progress: &mut dyn FnMut(Progress), phase, done, total| {
+            progress(Progress { phase, done, total })
+        };
+
+        report_phase(progress, Phase::Capture, 0, 2);
+        let receiver = ReceiverGraph::new(&self.receiver, options.device.open()?)?;
+        let rx_train = receiver.observe(&train.inputs)?;
+        report_phase(progress, Phase::Capture, 1, 2);
+        let rx_validation_before = receiver.observe(&validation.inputs)?;
+        report_phase(progress, Phase::Capture, 2, 2);
+        let capture_seconds = started.elapsed().as_secs_f64();
+
+        let outputs_agree = rx_train.logits.ncols() == header.transmitter.output_width;
+        let hub_vectors = knowledge
+            .hub
+            .as_ref()
+            .filter(|_| options.objective.hub_weight > 0.0);
+        if hub_vectors.is_none() {
+            options.objective.hub_weight = 0.0;
+        }
+        if !outputs_agree && hub_vectors.is_none() {
+            return Err(Error::KnowledgeMismatch(format!(
+                "the knowledge's soft targets have {} classes but the receiver {} outputs {}, \
+                 and the knowledge carries no hub vectors to learn from instead; give a receiver \
+                 with {} outputs, or ask for knowledge emitted with hub vectors",
+                header.transmitter.output_width,
+                self.receiver.model().name(),
+                rx_train.logits.ncols(),
+                header.transmitter.output_width
+            )));
+        }
+        if !outputs_agree {
+            options.objective.output_weight = 0.0;
+        }
+
+        let hub_started = Instant::now();
+        let hub = hub_vectors
+            .map(|vectors| -> Result<ReceiverHub> {
+                let (side, report) = train_hub(
+                    vectors.train.view(),
+                    deepest(&rx_train),
+                    &options.hub,
+                    receiver.graph.device(),
+                    &mut |epoch| report_phase(progress, Phase::Hub, epoch, options.hub.epochs),
+                )?;
+                let retrieval_before = retrieval(
+                    &side,
+                    &options,
+                    vectors.validation.view(),
+                    &rx_validation_before,
+                )?;
+                let round_trip_error = side.round_trip_error(deepest(&rx_validation_before))?;
+                Ok(ReceiverHub {
+                    side,
+                    report,
+                    retrieval_before,
+                    round_trip_error,
+                })
+            })
+            .transpose()?;
+        let hub_seconds = hub_started.elapsed().as_secs_f64();
+
+        let tune_started = Instant::now();
+        let steps = fine_tune(
+            &options,
+            &receiver,
+            hub.as_ref().map(|hub| &hub.side),
+            knowledge,
+            train,
+            outputs_agree,
+            &mut |done, total| report_phase(progress, Phase::FineTune, done, total),
+        )?;
+        let fine_tune_seconds = tune_started.elapsed().as_secs_f64();
+
+        let measure_started = Instant::now();
+        report_phase(progress, Phase::Measure, 0, 1);
+        let rx_validation_after = receiver.observe(&validation.inputs)?;
+        let tx_validation = transmitter_view(knowledge, local_view);
+        let labels = validation.labels.as_ref();
+        let before = fidelity(&tx_validation, &rx_validation_before, labels)?;
+        let after = fidelity(&tx_validation, &rx_validation_after, labels)?;
+        let retrieval_after = match (&hub, hub_vectors) {
+            (Some(hub), Some(vectors)) => Some(retrieval(
+                &hub.side,
+                &options,
+                vectors.validation.view(),
+                &rx_validation_after,
+            )?),
+            _ => None,
+        };
+        let transmitter_accuracy = labels
+            .map(|labels| metrics::accuracy(tx_validation.logits.view(), labels.view()))
+            .transpose()?;
+        let tuned = receiver.graph.trained_model()?;
+        report_phase(progress, Phase::Measure, 1, 1);
+        let measure_seconds = measure_started.elapsed().as_secs_f64();
+
+        let report = TransferReport {
+            method: "mode-a".into(),
+            transmitter: header.transmitter.model(),
+            receiver: ModelSummary::of(&self.receiver),
+            objective: options.objective,
+            objective_name: options.objective.name(),
+            output_matching: outputs_agree && options.objective.output_weight > 0.0,
+            augmentation: options.augmentation,
+            hub: options.hub,
+            epochs: options.epochs,
+            batch_size: options.batch_size,
+            learning_rate: options.learning_rate,
+            embedding_rate_scale: options.embedding_rate_scale,
+            cosine_decay: options.cosine_decay,
+            weight_averaging: options.weight_averaging,
+            device: options.device,
+            steps,
+            seed: options.seed,
+            train_inputs: train.len(),
+            validation_inputs: validation.len(),
+            synthetic_sets: header.synthetic_sets,
+            transmitter_accuracy,
+            before,
+            after,
+            hub_training: hub.as_ref().map(|hub| hub.report.clone()),
+            hub_retrieval_before_fine_tuning: hub.as_ref().map(|hub| hub.retrieval_before),
+            hub_retrieval: retrieval_after,
+            hub_round_trip_error: hub.as_ref().map(|hub| hub.round_trip_error),
+            timings: Timings {
+                emit: 0.0,
+                capture: capture_seconds,
+                hub: hub_seconds,
+                fine_tune: fine_tune_seconds,
+                measure: measure_seconds,
+                total: started.elapsed().as_secs_f64(),
+            },
+        };
+        Ok(TransferOutcome {
+            receiver: tuned,
+            report,
+        })
+    }
+}
+
+/// Held-out retrieval accuracy of the receiver's hub vectors among the transmitter's.
+fn retrieval(
+    side: &HubSide,
+    options: &TransferOptions,
+    transmitter_hub: ArrayView2<f32>,
+    receiver: &Observed,
+) -> Result<f64> {
+    Ok(metrics::retrieval_accuracy(
+        side.embed_array(deepest(receiver))?.view(),
+        transmitter_hub,
+        options.hub.batch_size,
+    )?)
+}
+
+/// Fine-tunes the receiver (and its hub encoder) on the objective; returns the steps taken.
+/// Epoch 0 learns from the training inputs (with the hub term, when on); each later epoch
+/// from the next synthetic set, or the training inputs again when there is none.
+fn fine_tune(
+    options: &TransferOptions,
+    receiver: &ReceiverGraph,
+    hub: Option<&HubSide>,
+    knowledge: &Knowledge,
+    train: &Dataset,
+    outputs_agree: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<usize> {
+    let objective = &options.objective;
+    let (mut variables, mut rate_scales): (Vec<_>, Vec<_>) = receiver
+        .graph
+        .variables()
+        .iter()
+        .map(|(name, var)| {
+            let scale = if receiver.graph.is_lookup_table(name) {
+                options.embedding_rate_scale
+            } else {
+                1.0
+            };
+            (var.clone(), scale)
+        })
+        .unzip();
+    if let Some(hub) = hub {
+        let encoder = hub.encoder_variables();
+        rate_scales.extend(std::iter::repeat_n(1.0, encoder.len()));
+        variables.extend(encoder);
+    }
+    let rows = train.len();
+    let total = options.epochs * rows.div_ceil(options.batch_size);
+    let optimizer = Optimizer::new(
+        variables,
+        OptimizerOptions {
+            kind: OptimizerKind::ADAM,
+            learning_rate: options.learning_rate,
+            schedule: if options.cosine_decay {
+                Schedule::WarmupCosine { warmup: 0, total }
+            } else {
+                Schedule::Constant
+            },
+            clip_norm: None,
+        },
+    )
+    .with_rate_scales(rate_scales)?;
+    let mut optimizer = match averaging(options.weight_averaging, total) {
+        Some((decay, from_step)) => optimizer.with_averaging(decay, from_step)?,
+        None => optimizer,
+    };
+    let sets = knowledge.header.synthetic_sets;
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ ORDER_SEED);
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut steps = 0;
+    for epoch in 0..options.epochs {
+        let synthetic = if epoch == 0 || sets == 0 {
+            None
+        } else {
+            let set = (epoch - 1) % sets;
+            let seed = knowledge.header.recipe.seed;
+            synthetic_inputs(options.augmentation, seed, set, &train.inputs)?
+                .map(|inputs| (inputs, knowledge.synthetic_set(set)))
+        };
+        let (inputs, targets, hub_targets) = match &synthetic {
+            Some((inputs, targets)) => (inputs, targets.view(), None),
+            None => (
+                &train.inputs,
+                knowledge.train_targets.view(),
+                hub.and(knowledge.hub.as_ref())
+                    .map(|vectors| &vectors.train),
+            ),
+        };
+        order.shuffle(&mut rng);
+        for batch in order.chunks(options.batch_size) {
+            let hub_rows = hub_targets.map(|vectors| vectors.select(Axis(0), batch));
+            let batch_targets = Targets::new(
+                objective,
+                targets.select(Axis(0), batch).view(),
+                hub_rows.as_ref().map(|rows| rows.view()),
+                outputs_agree,
+                receiver.graph.device(),
+            )?;
+            let (logits, features) = receiver.forward(&inputs.select_rows(batch))?;
+            let loss = objective
+                .loss(&logits, &features, hub, &batch_targets)
+                .map_err(Error::compute(FINE_TUNING))?;
+            let value = loss
+                .to_scalar::<f32>()
+                .map_err(Error::compute(FINE_TUNING))?;
+            if !value.is_finite() {
+                return Err(Error::Diverged(format!(
+                    "fine-tuning diverged at step {steps} (loss {value}); lower the learning rate"
+                )));
+            }
+            optimizer.step(&loss.backward().map_err(Error::compute(FINE_TUNING))?)?;
+            steps += 1;
+            progress(steps, total);
+        }
+    }
+    optimizer.use_averages()?;
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::averaging;
+
+    #[test]
+    fn the_weight_average_spans_the_last_five_horizons() {
+        assert_eq!(averaging(0.0, 860), None);
+        let (decay, from_step) = averaging(0.1, 860).unwrap();
+        assert!((decay - (1.0 - 1.0 / 86.0)).abs() < 1e-12);
+        assert_eq!(from_step, 860 - 430);
+        // A horizon longer than the run averages every step; one shorter than a step, the last.
+        assert_eq!(averaging(1.0, 100).unwrap().1, 0);
+        assert_eq!(averaging(0.001, 100).unwrap(), (0.0, 95));
+    }
+}
