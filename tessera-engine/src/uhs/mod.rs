@@ -361,6 +361,19 @@ mod tests {
         Array2::from_shape_fn((rows, columns), |_| StandardNormal.sample(&mut rng))
     }
 
+    /// The transmitter's fixed hub vectors of `tx`, and the receiver's side trained on `rx`.
+    fn align(
+        tx: &Array2<f32>,
+        rx: &Array2<f32>,
+        options: &HubOptions,
+    ) -> (Array2<f32>, HubSide, HubReport) {
+        let transmitter = HubEncoder::transmitter(tx.view(), options, &Device::Cpu).unwrap();
+        let tx_hub = transmitter.embed_array(tx.view()).unwrap();
+        let (hub, report) =
+            train_hub(tx_hub.view(), rx.view(), options, &Device::Cpu, &mut |_| {}).unwrap();
+        (tx_hub, hub, report)
+    }
+
     #[test]
     fn aligns_two_views_of_the_same_samples() {
         // The receiver sees a rotated, rescaled, noisy projection of the transmitter's features.
@@ -373,16 +386,7 @@ mod tests {
             batch_size: 64,
             ..HubOptions::default()
         };
-        let transmitter = HubEncoder::transmitter(tx.view(), &options, &Device::Cpu).unwrap();
-        let tx_hub = transmitter.embed_array(tx.view()).unwrap();
-        let (hub, report) = train_hub(
-            tx_hub.view(),
-            rx.view(),
-            &options,
-            &Device::Cpu,
-            &mut |_| {},
-        )
-        .unwrap();
+        let (tx_hub, hub, report) = align(&tx, &rx, &options);
         let rx_hub = hub.embed_array(rx.view()).unwrap();
         let retrieval =
             tessera_metrics::retrieval_accuracy(rx_hub.view(), tx_hub.view(), 64).unwrap();
@@ -407,16 +411,7 @@ mod tests {
             ..HubOptions::default()
         };
         let embed = || {
-            let transmitter = HubEncoder::transmitter(tx.view(), &options, &Device::Cpu).unwrap();
-            let tx_hub = transmitter.embed_array(tx.view()).unwrap();
-            let (hub, _) = train_hub(
-                tx_hub.view(),
-                rx.view(),
-                &options,
-                &Device::Cpu,
-                &mut |_| {},
-            )
-            .unwrap();
+            let (_, hub, _) = align(&tx, &rx, &options);
             hub.embed_array(rx.view()).unwrap()
         };
         assert_eq!(embed(), embed());
