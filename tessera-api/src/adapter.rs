@@ -120,6 +120,61 @@ pub struct AdapterPlan {
     pub trainable: Vec<String>,
     /// Initializers fine-tuning must keep (e.g. embeddings), applied after `trainable`.
     pub frozen: Vec<String>,
+    /// What a quantisation-aware transfer (ModeAQ) may quantise in this family.
+    pub quantisation: QuantisationChoices,
+}
+
+/// What an adapter lets a quantisation-aware transfer quantise. The host quantises the weights
+/// of every `MatMul`, `Gemm` and `Conv` that reads a stored weight (and the activations they
+/// read and write, at INT8), the weights of `LSTM`/`GRU` nodes, and lookup tables; these
+/// choices keep parts of a family in floating point where quantising them costs more than it
+/// saves. [`Default`] is the host's recommendation for a family it knows nothing about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct QuantisationChoices {
+    /// Nodes, by name, that stay floating-point: neither their weights nor the activations
+    /// they read are quantised.
+    pub keep_float: Vec<String>,
+    /// Store lookup tables read by `Gather` (token and position embeddings) quantised,
+    /// weight-only, one scale per row. Default: yes.
+    pub embeddings: bool,
+    /// Quantise the first quantisable layer (the one nearest the input). Default: yes.
+    pub first_layer: bool,
+    /// Quantise the last quantisable layer (usually the classifier head). Default: yes.
+    pub last_layer: bool,
+}
+
+impl Default for QuantisationChoices {
+    fn default() -> Self {
+        Self {
+            keep_float: Vec::new(),
+            embeddings: true,
+            first_layer: true,
+            last_layer: true,
+        }
+    }
+}
+
+impl QuantisationChoices {
+    /// The choices with `nodes` kept floating-point.
+    pub fn with_keep_float(mut self, nodes: Vec<String>) -> Self {
+        self.keep_float = nodes;
+        self
+    }
+
+    /// The choices with lookup tables quantised (`true`) or kept floating-point.
+    pub fn with_embeddings(mut self, quantised: bool) -> Self {
+        self.embeddings = quantised;
+        self
+    }
+
+    /// The choices with the first and the last quantisable layer quantised or not.
+    pub fn with_ends(mut self, first_layer: bool, last_layer: bool) -> Self {
+        self.first_layer = first_layer;
+        self.last_layer = last_layer;
+        self
+    }
 }
 
 impl AdapterPlan {
@@ -134,7 +189,14 @@ impl AdapterPlan {
             taps,
             trainable: Vec::new(),
             frozen: Vec::new(),
+            quantisation: QuantisationChoices::default(),
         }
+    }
+
+    /// The plan with `quantisation` as what a quantisation-aware transfer may quantise.
+    pub fn with_quantisation(mut self, quantisation: QuantisationChoices) -> Self {
+        self.quantisation = quantisation;
+        self
     }
 
     /// The plan with `trainable` as the only initializers fine-tuning may change (empty: every
@@ -198,5 +260,21 @@ mod tests {
         assert_eq!(plan.taps, [tap]);
         assert_eq!(plan.trainable, ["w"]);
         assert_eq!(plan.frozen, ["embedding"]);
+        assert_eq!(plan.quantisation, QuantisationChoices::default());
+        let choices = QuantisationChoices::default()
+            .with_keep_float(vec!["head".into()])
+            .with_embeddings(false)
+            .with_ends(false, true);
+        let plan = plan.with_quantisation(choices.clone());
+        assert_eq!(plan.quantisation, choices);
+        assert!(!plan.quantisation.embeddings && !plan.quantisation.first_layer);
+    }
+
+    #[test]
+    fn a_plan_without_quantisation_choices_reads_with_the_defaults() {
+        let plan: AdapterPlan = serde_json::from_str(r#"{"family":"old","width":8}"#).unwrap();
+        assert_eq!(plan.quantisation, QuantisationChoices::default());
+        let choices: QuantisationChoices = serde_json::from_str(r#"{"keep_float":["n"]}"#).unwrap();
+        assert!(choices.embeddings && choices.first_layer && choices.last_layer);
     }
 }

@@ -61,7 +61,9 @@ mod metadata;
 mod plugin;
 mod stage;
 
-pub use adapter::{AdapterPlan, ArchitectureAdapter, Pooling, TapLayout, TapPoint};
+pub use adapter::{
+    AdapterPlan, ArchitectureAdapter, Pooling, QuantisationChoices, TapLayout, TapPoint,
+};
 pub use attributes::{AttributeValue, Attributes};
 pub use graph::{DimSummary, GraphSummary, InitializerSummary, NodeSummary, ValueSummary};
 pub use metadata::Metadata;
