@@ -255,6 +255,13 @@ impl OnnxModel {
         model
     }
 
+    /// A model holding `proto` (an edited copy of this one's, e.g. with nodes inserted), named
+    /// like this one. It is saved from `proto` itself, with every initializer inline.
+    pub fn with_proto(&self, proto: ModelProto) -> Result<OnnxModel> {
+        let encoded = proto.encode_to_vec();
+        Self::from_proto(proto, encoded, self.name.clone(), self.source.clone())
+    }
+
     /// Writes the model to `path` atomically, changing nothing but the data of initializers
     /// whose values were replaced: every other byte of the file as it was read is kept, fields
     /// this version does not know included. Initializers that came from external data go to
@@ -316,6 +323,25 @@ fn decode(bytes: &[u8], name: &str) -> Result<ModelProto> {
         model: name.to_string(),
         message: format!("not a valid ONNX protobuf ({error}); is this an .onnx file?"),
     })
+}
+
+/// The values of a float32 tensor (from `raw_data` or `float_data`), or `None` when it holds
+/// another type or its data does not match its shape.
+pub fn float_values(tensor: &pb::TensorProto) -> Option<Vec<f32>> {
+    if tensor.data_type != pb::tensor_proto::DataType::Float as i32 {
+        return None;
+    }
+    let values: Vec<f32> = if tensor.raw_data.is_empty() {
+        tensor.float_data.clone()
+    } else {
+        tensor
+            .raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let count: i64 = tensor.dims.iter().product();
+    (values.len() as i64 == count).then_some(values)
 }
 
 /// The host's element type for an ONNX `TensorProto.DataType` code.

@@ -1,0 +1,261 @@
+//! Which tensors of a graph a quantisation touches: the weights of its compute nodes, with the
+//! layout of their scales, the activations those nodes read and write, and the biases that
+//! follow their inputs onto an integer grid.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use tessera_api::QuantisationChoices;
+use tessera_onnx::proto::{tensor_proto::DataType, NodeProto};
+use tessera_onnx::OnnxModel;
+
+use crate::grid::{Granularity, Grid};
+use crate::scheme::{Precision, QuantisationOptions};
+
+/// What a quantised weight belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightRole {
+    /// The weight of a `MatMul`, `Gemm` or `Conv`: its inputs and outputs may be quantised too.
+    Compute,
+    /// A weight of an `LSTM` or `GRU` (input or recurrence): weight-only.
+    Recurrent,
+    /// A lookup table read by `Gather`: weight-only, one scale per row.
+    Table,
+}
+
+/// One weight initializer to store on an integer grid.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightSite {
+    /// The initializer.
+    pub initializer: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// The first node that reads it.
+    pub node: String,
+    /// What it is.
+    pub role: WeightRole,
+    /// How its scales are laid out.
+    pub granularity: Granularity,
+    /// Its grid.
+    pub grid: Grid,
+    /// Whether its grid is symmetric (zero point 0).
+    pub symmetric: bool,
+}
+
+/// A bias that goes onto an int32 grid whose scale is its input's scale times its weight's
+/// (per output channel), as ONNX Runtime's quantiser stores `Gemm` and `Conv` biases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BiasSite {
+    /// The bias initializer.
+    pub initializer: String,
+    /// The quantised activation its node reads.
+    pub activation: String,
+    /// The quantised weight its node reads.
+    pub weight: String,
+}
+
+/// Everything a quantisation of one graph touches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuantisationPlan {
+    /// Weights stored on a grid, in graph order.
+    pub weights: Vec<WeightSite>,
+    /// Activations quantised where they are produced (INT8 activations only), in graph order.
+    pub activations: Vec<String>,
+    /// Biases stored on an int32 grid (INT8 activations only).
+    pub biases: Vec<BiasSite>,
+    /// Compute nodes left floating-point by the adapter's choices.
+    pub kept_float: Vec<String>,
+}
+
+impl QuantisationPlan {
+    /// Whether the plan quantises nothing.
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    /// The site of weight `initializer`, if it is quantised.
+    pub fn weight(&self, initializer: &str) -> Option<&WeightSite> {
+        self.weights
+            .iter()
+            .find(|site| site.initializer == initializer)
+    }
+}
+
+/// A compute node with a stored weight: what it is, and which of its inputs is the weight.
+struct Candidate<'g> {
+    node: &'g NodeProto,
+    role: WeightRole,
+    weights: Vec<(String, Vec<usize>, usize, usize)>,
+}
+
+/// The axis of a weight's output channels and the axis its node sums over, for each weight
+/// input of `node`; `None` when the node reads no stored float weight this plan handles.
+fn candidate<'g>(
+    node: &'g NodeProto,
+    float_initializer: &dyn Fn(&str) -> Option<Vec<usize>>,
+) -> Option<Candidate<'g>> {
+    let input = |index: usize| node.input.get(index).filter(|name| !name.is_empty());
+    let weight = |index: usize, rank: Option<usize>| {
+        input(index).and_then(|name| {
+            float_initializer(name)
+                .filter(|shape| rank.is_none_or(|rank| shape.len() == rank))
+                .map(|shape| (name.clone(), shape))
+        })
+    };
+    let int = |name: &str| {
+        node.attribute
+            .iter()
+            .find(|attribute| attribute.name == name)
+            .map_or(0, |attribute| attribute.i)
+    };
+    let (role, weights) = match node.op_type.as_str() {
+        "MatMul" => {
+            let (name, shape) = weight(1, Some(2))?;
+            (WeightRole::Compute, vec![(name, shape, 1, 0)])
+        }
+        "Gemm" => {
+            let (name, shape) = weight(1, Some(2))?;
+            let (channel, reduction) = if int("transB") == 1 { (0, 1) } else { (1, 0) };
+            (WeightRole::Compute, vec![(name, shape, channel, reduction)])
+        }
+        "Conv" => {
+            let (name, shape) = weight(1, None).filter(|(_, shape)| shape.len() >= 3)?;
+            (WeightRole::Compute, vec![(name, shape, 0, 1)])
+        }
+        "LSTM" | "GRU" => {
+            let weights: Vec<_> = [1, 2]
+                .into_iter()
+                .filter_map(|index| weight(index, Some(3)))
+                .map(|(name, shape)| (name, shape, 1, 2))
+                .collect();
+            if weights.is_empty() {
+                return None;
+            }
+            (WeightRole::Recurrent, weights)
+        }
+        "Gather" => {
+            let (name, shape) = weight(0, Some(2))?;
+            (WeightRole::Table, vec![(name, shape, 0, 1)])
+        }
+        _ => return None,
+    };
+    Some(Candidate {
+        node,
+        role,
+        weights,
+    })
+}
+
+/// The plan for quantising `model` with `options`, honouring the adapter's `choices`. FP16
+/// touches every float initializer and needs no plan: it gets an empty one.
+pub fn plan(
+    model: &OnnxModel,
+    options: &QuantisationOptions,
+    choices: &QuantisationChoices,
+) -> QuantisationPlan {
+    let mut plan = QuantisationPlan {
+        weights: Vec::new(),
+        activations: Vec::new(),
+        biases: Vec::new(),
+        kept_float: Vec::new(),
+    };
+    if options.precision == Precision::Fp16 {
+        return plan;
+    }
+    let graph = model.graph();
+    let float_initializer = |name: &str| {
+        graph
+            .initializer
+            .iter()
+            .find(|init| init.name == name && init.data_type == DataType::Float as i32)
+            .map(|init| init.dims.iter().map(|&d| d as usize).collect::<Vec<_>>())
+    };
+    let constants: HashSet<&str> = graph.initializer.iter().map(|i| i.name.as_str()).collect();
+    let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let candidates: Vec<Candidate> = graph
+        .node
+        .iter()
+        .filter_map(|node| candidate(node, &float_initializer))
+        .collect();
+    let layers: Vec<&str> = candidates
+        .iter()
+        .filter(|c| c.role != WeightRole::Table)
+        .map(|c| c.node.name.as_str())
+        .collect();
+    let bits = if options.precision == Precision::Int4 {
+        4
+    } else {
+        8
+    };
+    let grid = Grid::signed(bits, options.symmetric);
+    let quantise_activations = options.quantises_activations();
+    let mut activations: Vec<String> = Vec::new();
+    let add_activation = |activations: &mut Vec<String>, tensor: &str| {
+        if !tensor.is_empty()
+            && !constants.contains(tensor)
+            && !outputs.contains(tensor)
+            && !activations.iter().any(|known| known == tensor)
+        {
+            activations.push(tensor.to_string());
+        }
+    };
+    for candidate in &candidates {
+        let name = candidate.node.name.as_str();
+        let end_kept = (Some(&name) == layers.first() && !choices.first_layer)
+            || (Some(&name) == layers.last() && !choices.last_layer);
+        let table_kept = candidate.role == WeightRole::Table && !choices.embeddings;
+        if end_kept || table_kept || choices.keep_float.iter().any(|kept| kept == name) {
+            plan.kept_float.push(name.to_string());
+            continue;
+        }
+        for (initializer, shape, channel, reduction) in &candidate.weights {
+            if plan.weight(initializer).is_some() {
+                continue;
+            }
+            let granularity = match options.int4_block {
+                Some(size) if bits == 4 && shape[*reduction].is_multiple_of(size) => {
+                    Granularity::Blocked {
+                        axis: *reduction,
+                        size,
+                    }
+                }
+                _ if options.per_channel || candidate.role == WeightRole::Table => {
+                    Granularity::PerChannel { axis: *channel }
+                }
+                _ => Granularity::PerTensor,
+            };
+            plan.weights.push(WeightSite {
+                initializer: initializer.clone(),
+                shape: shape.clone(),
+                node: name.to_string(),
+                role: candidate.role,
+                granularity,
+                grid,
+                symmetric: options.symmetric,
+            });
+        }
+        if quantise_activations && candidate.role == WeightRole::Compute {
+            let input = &candidate.node.input[0];
+            add_activation(&mut activations, input);
+            if let Some(output) = candidate.node.output.first() {
+                add_activation(&mut activations, output);
+            }
+            let bias = candidate
+                .node
+                .input
+                .get(2)
+                .filter(|b| float_initializer(b).is_some());
+            let input_quantised = activations.iter().any(|a| a == input);
+            if let (Some(bias), true) = (bias, input_quantised) {
+                plan.biases.push(BiasSite {
+                    initializer: bias.clone(),
+                    activation: input.clone(),
+                    weight: candidate.weights[0].0.clone(),
+                });
+            }
+        }
+    }
+    plan.activations = activations;
+    plan
+}
