@@ -8,6 +8,7 @@
 
 mod device;
 mod error;
+mod fake_quant;
 pub mod functional;
 mod node;
 mod ops;
@@ -25,6 +26,7 @@ use tessera_tensor::tensor::{DType as HostDType, Tensor as HostTensor};
 
 pub use device::TrainingDevice;
 pub use error::{Error, Result};
+pub use fake_quant::{apply_activation, FakeQuantisation, WeightGrid};
 pub use node::Node;
 pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, Schedule, StepReport};
 
@@ -88,6 +90,7 @@ pub struct TrainableGraph {
     device: Device,
     constants: HashMap<String, Tensor>,
     variables: Vec<(String, Var)>,
+    fake_quantisation: FakeQuantisation,
 }
 
 impl TrainableGraph {
@@ -142,7 +145,51 @@ impl TrainableGraph {
             device,
             constants,
             variables,
+            fake_quantisation: FakeQuantisation::default(),
         })
+    }
+
+    /// Rounds the given weights and activations onto their integer grids in every later
+    /// forward pass (quantisation-aware training); an empty [`FakeQuantisation`] turns it off.
+    /// Fails if a weight named is not an initializer of the model.
+    pub fn set_fake_quantisation(&mut self, quantisation: FakeQuantisation) -> Result<()> {
+        let known: HashSet<&str> = self
+            .model
+            .graph()
+            .initializer
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        if let Some(missing) = quantisation
+            .weights
+            .keys()
+            .find(|name| !known.contains(name.as_str()))
+        {
+            return Err(self
+                .model
+                .error(format!(
+                    "{missing:?} is not an initializer of the model; it cannot be quantised"
+                ))
+                .into());
+        }
+        self.fake_quantisation = quantisation;
+        Ok(())
+    }
+
+    /// What the forward pass rounds onto a grid.
+    pub fn fake_quantisation(&self) -> &FakeQuantisation {
+        &self.fake_quantisation
+    }
+
+    /// `value` of tensor `name` as the forward pass sees it: on its grid when it is quantised.
+    fn quantised(&self, name: &str, value: Tensor) -> Result<Tensor> {
+        if let Some(grid) = self.fake_quantisation.weights.get(name) {
+            return grid.apply(&value);
+        }
+        match self.fake_quantisation.activations.get(name) {
+            Some(params) => apply_activation(&value, params),
+            None => Ok(value),
+        }
     }
 
     /// The learnable initializers, by name, in model order.
@@ -177,13 +224,17 @@ impl TrainableGraph {
         }
         let mut values: HashMap<&str, Tensor> = HashMap::new();
         for (spec, tensor) in declared.iter().zip(inputs) {
-            values.insert(spec.name.as_str(), self.to_device(tensor)?);
+            let value = self.quantised(&spec.name, self.to_device(tensor)?)?;
+            values.insert(spec.name.as_str(), value);
         }
         for (name, tensor) in &self.constants {
-            values.insert(name.as_str(), tensor.clone());
+            values.insert(name.as_str(), self.quantised(name, tensor.clone())?);
         }
         for (name, var) in &self.variables {
-            values.insert(name.as_str(), var.as_tensor().clone());
+            values.insert(
+                name.as_str(),
+                self.quantised(name, var.as_tensor().clone())?,
+            );
         }
         let wanted: HashSet<&str> = outputs.iter().map(String::as_str).collect();
         let opset = self.model.opset().unwrap_or(node::NEWEST_OPSET);
@@ -210,7 +261,7 @@ impl TrainableGraph {
             let results = op(&node, &arguments)?;
             for (name, value) in proto.output.iter().zip(results) {
                 if !name.is_empty() {
-                    values.insert(name.as_str(), value);
+                    values.insert(name.as_str(), self.quantised(name, value)?);
                 }
             }
             if wanted.iter().all(|name| values.contains_key(name)) {
