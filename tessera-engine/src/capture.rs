@@ -68,6 +68,18 @@ impl Capturer {
     /// Prepares `model` to return the tensors named in `names` (outputs or intermediate
     /// tensors), checking that each one carries the batch along some axis.
     pub fn new(model: &OnnxModel, names: &[String], options: &CaptureOptions) -> Result<Self> {
+        Self::with_shapes_of(model, model, names, options)
+    }
+
+    /// [`new`](Self::new) for a model whose tensor shapes tract infers on `shapes` instead: a
+    /// graph with the same tensors that tract can read, for models only ONNX Runtime reads
+    /// (packed INT4 weights, whose float twin has the same shapes).
+    pub fn with_shapes_of(
+        model: &OnnxModel,
+        shapes: &OnnxModel,
+        names: &[String],
+        options: &CaptureOptions,
+    ) -> Result<Self> {
         let inputs = model.inputs();
         let [input] = inputs.as_slice() else {
             return Err(model
@@ -83,7 +95,7 @@ impl Capturer {
             ));
         }
         model.check_tensor_names(names)?;
-        let specs = analyse_shapes(model, names)?;
+        let specs = analyse_shapes(shapes, names)?;
         let batch_name = input.shape.first().map(Dim::to_string).unwrap_or_default();
         let batch_axes = specs
             .iter()
@@ -101,8 +113,15 @@ impl Capturer {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
+        // Declared as outputs with the shapes found on `shapes`, the tensors need no shape
+        // analysis of `model` itself.
+        let runnable = if std::ptr::eq(model, shapes) {
+            model.clone()
+        } else {
+            model.with_extra_outputs(&specs)
+        };
         Ok(Self {
-            executor: backend::open(model, names, options.executor)?,
+            executor: backend::open(&runnable, names, options.executor)?,
             input: input.clone(),
             specs,
             batch_axes,

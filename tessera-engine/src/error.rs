@@ -49,6 +49,10 @@ pub enum Error {
     #[error("{0}")]
     Diverged(String),
 
+    /// A receiver that cannot be quantised as asked (ModeAQ).
+    #[error(transparent)]
+    Quantisation(#[from] tessera_quant::Error),
+
     /// Knowledge that does not fit what it is used with: inputs whose fingerprint differs
     /// from the one it was emitted for, a receiver whose outputs cannot match its soft
     /// targets, or a token whose knowledge is malformed.

@@ -14,6 +14,8 @@
 //! - [`metrics`] — fidelity measures (`tessera-metrics`).
 //! - [`privacy`] — differentially private release with a budget accountant
 //!   (`tessera-privacy`).
+//! - [`quant`] — the quantisation grid, calibration and INT8/INT4/FP16 ONNX export
+//!   (`tessera-quant`).
 //! - [`capture`], [`zoo`], [`config`], [`plugin`], [`pooling`], [`chain`], [`uhs`],
 //!   [`transfer`] — the engine (`tessera-engine`): capture, plugins, the hub and Mode A.
 //! - `bench` — benchmark reports (`tessera-bench`, with the `bench` feature).
@@ -36,6 +38,7 @@ pub use tessera_fs as atomic_file;
 pub use tessera_metrics as metrics;
 pub use tessera_onnx as onnx;
 pub use tessera_privacy as privacy;
+pub use tessera_quant as quant;
 pub use tessera_tbf as tbf;
 pub use tessera_tensor::{array_io, dataset, tensor};
 pub use tessera_train::training;

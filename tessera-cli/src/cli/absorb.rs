@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_host::backend::Device;
+use tessera_host::backend::{Backend, Device};
 use tessera_host::dataset::Dataset;
 use tessera_host::onnx::OnnxModel;
 use tessera_host::tbf::{self, SignatureStatus, TrustStore};
@@ -11,9 +11,10 @@ use tessera_host::transfer::{Absorber, Knowledge, Participant};
 
 use super::output::{field, print_json, print_text};
 use super::progress::PhaseBars;
+use super::quant_args::QuantArgs;
 use super::read_args::ReadArgs;
 use super::registry;
-use super::transfer::{receiver_out, summary};
+use super::transfer::{executor, receiver_lines, receiver_out, summary};
 
 /// Arguments of `tessera absorb`.
 #[derive(Debug, clap::Args)]
@@ -63,10 +64,19 @@ pub struct Args {
     /// `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: Device,
+
+    /// Executor that runs the quantised and float receivers when measuring them (ModeAQ):
+    /// tract or ort.
+    #[arg(long, default_value = "tract")]
+    backend: Backend,
+
+    #[command(flatten)]
+    quant: QuantArgs,
 }
 
 /// Runs `tessera absorb`.
 pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let aware = args.quant.aware()?;
     let loaded = tbf::load(&args.token, &args.read.load_options()?)?;
     let signer = match &args.trust {
         Some(path) => Some(
@@ -94,8 +104,12 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
     let plan = registry
         .choose_adapter(&receiver, args.receiver_adapter.as_deref())?
         .plan;
-    let mut absorber =
-        Absorber::new(Participant::new(&receiver, plan)?).device(args.device.training_device());
+    let mut absorber = Absorber::new(Participant::new(&receiver, plan)?)
+        .device(args.device.training_device())
+        .executor(executor(args.backend, args.device));
+    if let Some(aware) = aware {
+        absorber = absorber.quantisation(aware);
+    }
     if let Some(seed) = args.seed {
         absorber = absorber.seed(seed);
     }
@@ -106,12 +120,13 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         })?;
     bars.finish();
     let receiver_path = receiver_out(args.receiver_out.as_deref(), &args.receiver);
-    outcome.receiver.save(&receiver_path)?;
+    args.quant.save(&outcome, &receiver_path)?;
     if json {
         return print_json(&serde_json::json!({
             "token": args.token.display().to_string(),
             "receiver": args.receiver.display().to_string(),
             "receiver_out": receiver_path.display().to_string(),
+            "float_receiver_out": args.quant.float_out().map(|path| path.display().to_string()),
             "signer": signer,
             "privacy": knowledge.header.privacy,
             "report": outcome.report,
@@ -138,6 +153,10 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
     if let Some(signer) = signer {
         lines.push(field("signed by", signer));
     }
-    lines.push(field("tuned receiver", receiver_path.display()));
+    lines.extend(receiver_lines(
+        &outcome.report,
+        &receiver_path,
+        args.quant.float_out(),
+    ));
     print_text(&lines.join("\n"))
 }

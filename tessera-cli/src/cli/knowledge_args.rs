@@ -62,9 +62,10 @@ pub struct KnowledgeArgs {
     #[arg(long, requires = "budget_epsilon")]
     budget_delta: Option<f64>,
 
-    /// Payload quantisation: float32, float16, bfloat16 or int8.
+    /// The token payload's number format: float32, float16, bfloat16 or int8 (`--quant` of a
+    /// transfer is the receiver's).
     #[arg(long, default_value = "float16")]
-    quant: QuantType,
+    token_quant: QuantType,
 
     /// CRC variant: crc32c, or ieee for peers running a default tessera-core install.
     #[arg(long, default_value = "crc32c")]
@@ -264,7 +265,7 @@ impl KnowledgeArgs {
         let bytes = released.save(
             out,
             &SaveOptions {
-                quant: self.quant,
+                quant: self.token_quant,
                 crc: self.crc,
                 signing_key,
                 ..SaveOptions::default()

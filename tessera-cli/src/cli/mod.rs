@@ -13,6 +13,7 @@ mod output;
 mod plugins;
 mod privacy;
 mod progress;
+mod quant_args;
 mod read_args;
 mod release;
 mod schedule_args;

@@ -36,6 +36,7 @@ impl PhaseBars {
                 Phase::Capture => "capture",
                 Phase::Hub => "hub",
                 Phase::FineTune => "fine-tune",
+                Phase::QuantisationAware => "on the grid",
                 Phase::Measure => "measure",
             };
             self.current = Some((progress.phase, progress_bar(progress.total as u64, label)));

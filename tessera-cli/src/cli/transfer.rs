@@ -17,6 +17,7 @@ use tessera_host::zoo::Zoo;
 use super::knowledge_args::KnowledgeArgs;
 use super::output::{field, print_json, print_text};
 use super::progress::PhaseBars;
+use super::quant_args::{quantisation_lines, QuantArgs};
 use super::registry;
 use super::schedule_args::ScheduleArgs;
 
@@ -127,6 +128,9 @@ pub struct Args {
 
     #[command(flatten)]
     knowledge: KnowledgeArgs,
+
+    #[command(flatten)]
+    quant: QuantArgs,
 }
 
 /// The models and datasets of a run.
@@ -204,6 +208,7 @@ pub(super) fn executor(backend: Backend, device: Device) -> ExecutorOptions {
 
 /// Runs `tessera transfer`.
 pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let aware = args.quant.aware()?;
     let job = Job::from_args(args)?;
     let ledger = args.knowledge.check_budget(
         &InputFingerprint::of(&job.train.inputs),
@@ -230,13 +235,16 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         ..TransferOptions::default()
     };
     args.schedule.apply(&mut options);
-    let transfer = ModeATransfer::with_plans(
+    let mut transfer = ModeATransfer::with_plans(
         Participant::new(&transmitter, transmitter_plan)?,
         Participant::new(&receiver, receiver_plan)?,
     )
     .options(options)
     .hub_dim(args.hub_dim)
     .seed(args.seed);
+    if let Some(aware) = aware {
+        transfer = transfer.quantisation(aware);
+    }
 
     let mut bars = PhaseBars::default();
     let (outcome, mut knowledge) =
@@ -249,12 +257,13 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
     bars.finish();
     let receiver_path = receiver_out(args.receiver_out.as_deref(), &job.receiver);
     let written = args.knowledge.write(knowledge, ledger, &args.out)?;
-    outcome.receiver.save(&receiver_path)?;
+    args.quant.save(&outcome, &receiver_path)?;
     if json {
         return print_json(&serde_json::json!({
             "transmitter": job.transmitter.display().to_string(),
             "receiver": job.receiver.display().to_string(),
             "receiver_out": receiver_path.display().to_string(),
+            "float_receiver_out": args.quant.float_out().map(|path| path.display().to_string()),
             "token": args.out.display().to_string(),
             "written": written.to_json(),
             "report": outcome.report,
@@ -270,12 +279,34 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         format!("{} ({} bytes)", args.out.display(), written.bytes),
     ));
     lines.extend(written.lines());
-    lines.push(field("tuned receiver", receiver_path.display()));
+    lines.extend(receiver_lines(
+        &outcome.report,
+        &receiver_path,
+        args.quant.float_out(),
+    ));
     print_text(&lines.join("\n"))
 }
 
-fn number(value: Option<f64>) -> String {
+/// `value` with three decimals, or `-`.
+pub(super) fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |value| format!("{value:.3}"))
+}
+
+/// Where the receivers went and, for ModeAQ, what quantising did.
+pub(super) fn receiver_lines(
+    report: &TransferReport,
+    receiver_path: &Path,
+    float_out: Option<&Path>,
+) -> Vec<String> {
+    let Some(quantisation) = &report.quantisation else {
+        return vec![field("tuned receiver", receiver_path.display())];
+    };
+    let mut lines = quantisation_lines(quantisation);
+    lines.push(field("quantised receiver", receiver_path.display()));
+    if let Some(path) = float_out {
+        lines.push(field("float receiver", path.display()));
+    }
+    lines
 }
 
 /// The readable summary table of a transfer or an absorption from `transmitter` into

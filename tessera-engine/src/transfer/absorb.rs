@@ -14,15 +14,18 @@ use super::knowledge::{synthetic_inputs, Knowledge};
 use super::measure::{fidelity, Observed};
 use super::objective::Targets;
 use super::options::TransferOptions;
+use super::quantise::{self, Measurement, QuantisationAware, QuantisationReport};
 use super::report::{ModelSummary, Timings, TransferReport};
 use super::{
     check_recipe, check_single_input, deepest, first_output, Participant, Phase, Progress,
     TransferOutcome, FINE_TUNING, OBSERVE_BATCH,
 };
+use crate::backend::ExecutorOptions;
 use crate::pooling::pool_trainable;
 use crate::uhs::{train_hub, HubReport, HubSide};
 use crate::{Error, Result};
 use tessera_metrics as metrics;
+use tessera_onnx::OnnxModel;
 use tessera_tensor::dataset::Dataset;
 use tessera_tensor::tensor::Tensor;
 use tessera_train::{to_matrix, Trainable, TrainableGraph, TrainingDevice};
@@ -54,7 +57,9 @@ const ORDER_SEED: u64 = 0x7e55_e2a0;
 pub struct Absorber<'m> {
     receiver: Participant<'m>,
     device: TrainingDevice,
+    executor: ExecutorOptions,
     seed: Option<u64>,
+    quantisation: Option<QuantisationAware>,
 }
 
 /// The receiver on the trainable graph.
@@ -178,8 +183,25 @@ impl<'m> Absorber<'m> {
         Self {
             receiver,
             device: TrainingDevice::Cpu,
+            executor: ExecutorOptions::default(),
             seed: None,
+            quantisation: None,
         }
+    }
+
+    /// Makes the absorption quantisation-aware (ModeAQ): after the float fine-tuning the
+    /// receiver trains on its integer grid and is exported quantised
+    /// ([`TransferOutcome::quantised`]), measured against the float one.
+    pub fn quantisation(mut self, aware: QuantisationAware) -> Self {
+        self.quantisation = Some(aware);
+        self
+    }
+
+    /// The executor that runs exported receivers when measuring them (ModeAQ) [default: tract
+    /// on the CPU].
+    pub fn executor(mut self, executor: ExecutorOptions) -> Self {
+        self.executor = executor;
+        self
     }
 
     /// The seed of the receiver's side: its hub encoder and the batch order [default: the
@@ -235,8 +257,12 @@ impl<'m> Absorber<'m> {
         check_single_input(&self.receiver, &[train, validation])?;
         let mut options = TransferOptions {
             device: self.device,
+            executor: self.executor,
             ..header.recipe
         };
+        if let Some(aware) = &self.quantisation {
+            aware.check()?;
+        }
         if let Some(seed) = self.seed {
             options.seed = seed;
             options.hub.seed = seed;
@@ -247,7 +273,7 @@ impl<'m> Absorber<'m> {
         };
 
         report_phase(progress, Phase::Capture, 0, 2);
-        let receiver = ReceiverGraph::new(&self.receiver, options.device.open()?)?;
+        let mut receiver = ReceiverGraph::new(&self.receiver, options.device.open()?)?;
         let rx_train = receiver.observe(&train.inputs)?;
         report_phase(progress, Phase::Capture, 1, 2);
         let rx_validation_before = receiver.observe(&validation.inputs)?;
@@ -307,11 +333,12 @@ impl<'m> Absorber<'m> {
         let tune_started = Instant::now();
         let steps = fine_tune(
             &options,
-            &receiver,
+            &mut receiver,
             hub.as_ref().map(|hub| &hub.side),
             knowledge,
             train,
             outputs_agree,
+            &mut |_, _| Ok(()),
             &mut |done, total| report_phase(progress, Phase::FineTune, done, total),
         )?;
         let fine_tune_seconds = tune_started.elapsed().as_secs_f64();
@@ -339,8 +366,34 @@ impl<'m> Absorber<'m> {
         report_phase(progress, Phase::Measure, 1, 1);
         let measure_seconds = measure_started.elapsed().as_secs_f64();
 
+        let quantised = self
+            .quantisation
+            .map(|aware| {
+                let tuning = Tuning {
+                    options: &options,
+                    hub: hub.as_ref().map(|hub| &hub.side),
+                    knowledge,
+                    train,
+                    outputs_agree,
+                };
+                let what = Measurement {
+                    adapter: self.receiver.plan(),
+                    transmitter: &tx_validation,
+                    validation,
+                    executor: options.executor,
+                };
+                quantise_receiver(&mut receiver, &tuned, &aware, &tuning, &what, progress)
+            })
+            .transpose()?;
+
+        let (quantised, quantisation) = quantised.unzip();
         let report = TransferReport {
-            method: "mode-a".into(),
+            method: if quantisation.is_some() {
+                "mode-aq"
+            } else {
+                "mode-a"
+            }
+            .into(),
             transmitter: header.transmitter.model(),
             receiver: ModelSummary::of(&self.receiver),
             objective: options.objective,
@@ -367,6 +420,7 @@ impl<'m> Absorber<'m> {
             hub_retrieval_before_fine_tuning: hub.as_ref().map(|hub| hub.retrieval_before),
             hub_retrieval: retrieval_after,
             hub_round_trip_error: hub.as_ref().map(|hub| hub.round_trip_error),
+            quantisation,
             timings: Timings {
                 emit: 0.0,
                 capture: capture_seconds,
@@ -378,6 +432,7 @@ impl<'m> Absorber<'m> {
         };
         Ok(TransferOutcome {
             receiver: tuned,
+            quantised,
             report,
         })
     }
@@ -400,13 +455,15 @@ fn retrieval(
 /// Fine-tunes the receiver (and its hub encoder) on the objective; returns the steps taken.
 /// Epoch 0 learns from the training inputs (with the hub term, when on); each later epoch
 /// from the next synthetic set, or the training inputs again when there is none.
+#[allow(clippy::too_many_arguments)]
 fn fine_tune(
     options: &TransferOptions,
-    receiver: &ReceiverGraph,
+    receiver: &mut ReceiverGraph,
     hub: Option<&HubSide>,
     knowledge: &Knowledge,
     train: &Dataset,
     outputs_agree: bool,
+    before_epoch: &mut dyn FnMut(&mut TrainableGraph, usize) -> Result<()>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<usize> {
     let objective = &options.objective;
@@ -453,6 +510,7 @@ fn fine_tune(
     let mut order: Vec<usize> = (0..rows).collect();
     let mut steps = 0;
     for epoch in 0..options.epochs {
+        before_epoch(&mut receiver.graph, epoch)?;
         let synthetic = if epoch == 0 || sets == 0 {
             None
         } else {
@@ -499,6 +557,104 @@ fn fine_tune(
     }
     optimizer.use_averages()?;
     Ok(steps)
+}
+
+/// What fine-tuning on the grid shares with the float fine-tuning before it.
+struct Tuning<'a> {
+    options: &'a TransferOptions,
+    hub: Option<&'a HubSide>,
+    knowledge: &'a Knowledge,
+    train: &'a Dataset,
+    outputs_agree: bool,
+}
+
+/// ModeAQ after the float fine-tuning: calibrates, fine-tunes on the grid (recalibrating the
+/// activation ranges at the start of each epoch but the frozen last ones), exports the
+/// quantised receiver and measures it against `float`.
+fn quantise_receiver(
+    receiver: &mut ReceiverGraph,
+    float: &OnnxModel,
+    aware: &QuantisationAware,
+    tuning: &Tuning,
+    what: &Measurement,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(OnnxModel, QuantisationReport)> {
+    let started = Instant::now();
+    let plan = quantise::plan_for(float, receiver.plan, aware)?;
+    let integer = aware.quantisation.precision.is_integer();
+    let mut grids = if integer {
+        quantise::calibrate(
+            &mut receiver.graph,
+            &plan,
+            &aware.quantisation,
+            &tuning.train.inputs,
+        )?
+    } else {
+        Default::default()
+    };
+    let epochs = aware.training_epochs();
+    let steps = if epochs == 0 {
+        0
+    } else {
+        let options = TransferOptions {
+            epochs,
+            learning_rate: tuning.options.learning_rate * aware.learning_rate_scale,
+            ..*tuning.options
+        };
+        let calibrating = epochs - aware.frozen_epochs;
+        fine_tune(
+            &options,
+            receiver,
+            tuning.hub,
+            tuning.knowledge,
+            tuning.train,
+            tuning.outputs_agree,
+            &mut |graph, epoch| {
+                if epoch > 0 && epoch < calibrating {
+                    grids = quantise::calibrate(
+                        graph,
+                        &plan,
+                        &aware.quantisation,
+                        &tuning.train.inputs,
+                    )?;
+                }
+                Ok(())
+            },
+            &mut |done, total| {
+                progress(Progress {
+                    phase: Phase::QuantisationAware,
+                    done,
+                    total,
+                })
+            },
+        )?
+    };
+    let latent = receiver.graph.trained_model()?;
+    receiver.graph.set_fake_quantisation(Default::default())?;
+    let quantised = tessera_quant::export::export_with(
+        &latent,
+        &plan,
+        &grids,
+        &aware.quantisation,
+        aware.activation_storage,
+    )?;
+    let twin = if quantise::executor_reads(what.executor, &aware.quantisation) {
+        None
+    } else {
+        Some(quantise::dequantised_twin(&latent, &plan)?)
+    };
+    let report = quantise::measure(
+        float,
+        &quantised,
+        twin.as_ref(),
+        aware,
+        what,
+        (&plan, &grids),
+        (epochs, steps),
+        started,
+    )?;
+    let quantised = quantise::with_summary(&quantised, &report.summary())?;
+    Ok((quantised, report))
 }
 
 #[cfg(test)]

@@ -249,6 +249,7 @@ impl<'m> Emitter<'m> {
                 split,
                 synthetic_sets,
                 privacy: Vec::new(),
+                quantised_receiver: None,
             },
             train_targets: log_softmax_rows(tx_train.logits.view(), temperature),
             validation_targets: log_softmax_rows(tx_validation.logits.view(), temperature),

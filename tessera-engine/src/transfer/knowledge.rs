@@ -184,6 +184,10 @@ pub struct KnowledgeHeader {
     /// What the privacy stage did to each released matrix (empty: nothing was privatised).
     #[serde(default)]
     pub privacy: Vec<serde_json::Value>,
+    /// What the receiver of a one-process quantisation-aware transfer (ModeAQ) achieved once
+    /// quantised; absent from emitted knowledge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantised_receiver: Option<super::quantise::QuantisedSummary>,
 }
 
 /// The transmitter as the knowledge names it.

@@ -35,6 +35,7 @@ mod knowledge;
 mod measure;
 mod objective;
 mod options;
+mod quantise;
 mod release;
 mod report;
 mod token;
@@ -58,6 +59,10 @@ pub use knowledge::{
 pub use measure::{fidelity, DepthCka, Fidelity, Observed};
 pub use objective::Objective;
 pub use options::{Augmentation, TransferOptions};
+pub use quantise::{
+    Clipping, InferenceTiming, QuantisationAware, QuantisationReport, QuantisedSummary, TapSqnr,
+    FIDELITY_METADATA_KEY,
+};
 pub use release::KnowledgePrivacy;
 pub use report::{ModelSummary, Timings, TransferReport};
 pub use token::{KNOWLEDGE_FORMAT, KNOWLEDGE_KEY};
@@ -74,6 +79,8 @@ pub enum Phase {
     Hub,
     /// Fine-tuning the receiver (unit: steps).
     FineTune,
+    /// Fine-tuning the receiver on its integer grid, ModeAQ (unit: steps).
+    QuantisationAware,
     /// Measuring on held-out inputs.
     Measure,
 }
@@ -129,12 +136,17 @@ pub struct ModeATransfer<'m> {
     transmitter: Participant<'m>,
     receiver: Participant<'m>,
     options: TransferOptions,
+    quantisation: Option<QuantisationAware>,
 }
 
 /// What a transfer or an absorption produced.
 pub struct TransferOutcome {
-    /// The receiver with its fine-tuned weights, ready to save as ONNX.
+    /// The receiver with its fine-tuned weights, ready to save as ONNX (the float one, for a
+    /// quantisation-aware transfer).
     pub receiver: OnnxModel,
+    /// The quantised receiver as standard ONNX (ModeAQ only); its measurements are in
+    /// [`TransferReport::quantisation`].
+    pub quantised: Option<OnnxModel>,
     /// Everything measured.
     pub report: TransferReport,
 }
@@ -223,7 +235,15 @@ impl<'m> ModeATransfer<'m> {
             transmitter,
             receiver,
             options: TransferOptions::default(),
+            quantisation: None,
         }
+    }
+
+    /// Makes the transfer quantisation-aware (ModeAQ): the receiver ends on an INT8, INT4 or
+    /// FP16 grid and is exported quantised, measured against its float counterpart.
+    pub fn quantisation(mut self, aware: QuantisationAware) -> Self {
+        self.quantisation = Some(aware);
+        self
     }
 
     /// Replaces every option at once.
@@ -295,18 +315,28 @@ impl<'m> ModeATransfer<'m> {
             .options(self.options)
             .hub_vectors(self.options.objective.hub_weight > 0.0)
             .emission(Reference::Separate { train, validation })?;
-        let mut outcome = Absorber::new(self.receiver.clone())
+        let mut absorber = Absorber::new(self.receiver.clone())
             .device(self.options.device)
-            .absorb_with(
-                &emission.knowledge,
-                train,
-                validation,
-                Some(emission.validation_view),
-                progress,
-            )?;
+            .executor(self.options.executor);
+        if let Some(aware) = self.quantisation {
+            absorber = absorber.quantisation(aware);
+        }
+        let mut outcome = absorber.absorb_with(
+            &emission.knowledge,
+            train,
+            validation,
+            Some(emission.validation_view),
+            progress,
+        )?;
         let timings = &mut outcome.report.timings;
         timings.emit = emission.seconds;
         timings.total += emission.seconds;
-        Ok((outcome, emission.knowledge))
+        let mut knowledge = emission.knowledge;
+        knowledge.header.quantised_receiver = outcome
+            .report
+            .quantisation
+            .as_ref()
+            .map(QuantisationReport::summary);
+        Ok((outcome, knowledge))
     }
 }

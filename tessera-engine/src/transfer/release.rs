@@ -186,6 +186,7 @@ mod tests {
                 split: Split::Separate,
                 synthetic_sets: sets,
                 privacy: Vec::new(),
+                quantised_receiver: None,
             },
             train_targets: targets(50),
             validation_targets: targets(10),

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::measure::Fidelity;
 use super::objective::Objective;
 use super::options::Augmentation;
+use super::quantise::QuantisationReport;
 use super::Participant;
 use crate::uhs::{HubOptions, HubReport};
 use tessera_train::TrainingDevice;
@@ -55,7 +56,7 @@ pub struct Timings {
 /// Everything a transfer measured, with the settings that produced it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransferReport {
-    /// `mode-a`.
+    /// `mode-a`, or `mode-aq` for a quantisation-aware transfer.
     pub method: String,
     /// The transmitter.
     pub transmitter: ModelSummary,
@@ -110,6 +111,8 @@ pub struct TransferReport {
     pub hub_retrieval: Option<f64>,
     /// Held-out round-trip error of the receiver's hub side after hub training.
     pub hub_round_trip_error: Option<f64>,
+    /// What quantising the receiver did (ModeAQ only).
+    pub quantisation: Option<QuantisationReport>,
     /// Where the time went.
     pub timings: Timings,
 }

@@ -233,6 +233,7 @@ mod tests {
                 },
                 synthetic_sets: 2,
                 privacy: Vec::new(),
+                quantised_receiver: None,
             },
             train_targets: targets(4),
             validation_targets: targets(2),
