@@ -196,12 +196,12 @@ pub fn quantisation_lines(report: &QuantisationReport) -> Vec<String> {
         "size and speed",
         match &report.inference {
             Some(inference) => format!(
-                "{:.2}x smaller; inference {:.2}x the float time in {}",
-                report.compression, inference.ratio, inference.executor
+                "{:.2}x smaller (weights {:.2}x); inference {:.2}x the float time in {}",
+                report.compression, report.weight_compression, inference.ratio, inference.executor
             ),
             None => format!(
-                "{:.2}x smaller; measured on {}",
-                report.compression, report.measured_on
+                "{:.2}x smaller (weights {:.2}x); measured on {}",
+                report.compression, report.weight_compression, report.measured_on
             ),
         },
     ));

@@ -170,6 +170,14 @@ pub struct QuantisationReport {
     pub quantised_bytes: usize,
     /// `float_bytes / quantised_bytes`.
     pub compression: f64,
+    /// Bytes of the float receiver's initializers (its weights, without the graph).
+    pub float_weight_bytes: usize,
+    /// Bytes of the quantised receiver's initializers (integers, scales, zero points, what
+    /// stays float).
+    pub quantised_weight_bytes: usize,
+    /// `float_weight_bytes / quantised_weight_bytes`: the compression of the weights alone,
+    /// which small models' graph structure (a fixed cost) hides in `compression`.
+    pub weight_compression: f64,
     /// What the figures were measured on: `the exported file`, or, where the executor cannot
     /// read the file (tract and packed INT4), its float twin holding exactly the dequantised
     /// weights, which computes the same values.
@@ -333,6 +341,20 @@ pub(super) fn calibrate(
     Ok(grids)
 }
 
+/// Bytes of `model`'s initializer data.
+fn weight_bytes(model: &OnnxModel) -> usize {
+    model
+        .graph()
+        .initializer
+        .iter()
+        .map(|init| {
+            init.raw_data.len()
+                + 4 * (init.float_data.len() + init.int32_data.len())
+                + 8 * (init.int64_data.len() + init.double_data.len())
+        })
+        .sum()
+}
+
 /// `10·log10(Σ reference² / Σ (reference − test)²)`, dB; infinite when they are equal.
 fn sqnr_db(reference: ArrayView2<f32>, test: ArrayView2<f32>) -> f64 {
     let (mut signal, mut noise) = (0.0f64, 0.0f64);
@@ -347,28 +369,28 @@ fn sqnr_db(reference: ArrayView2<f32>, test: ArrayView2<f32>) -> f64 {
     }
 }
 
-/// `model`'s logits and pooled taps on `dataset`, in `executor`, plus the tensors in `extra`;
-/// tract infers the tensors' shapes on `shapes`.
+/// `model`'s logits and pooled taps on `dataset`, in `executor`; tract infers the tensors'
+/// shapes on `shapes`.
 fn observe_exported(
     model: &OnnxModel,
     shapes: &OnnxModel,
     adapter: &AdapterPlan,
     dataset: &Dataset,
-    extra: &[String],
     executor: ExecutorOptions,
-) -> Result<(Observed, Vec<Tensor>)> {
+) -> Result<Observed> {
     let mut names = vec![first_output(model)?];
     names.extend(adapter.taps.iter().map(|tap| tap.tensor.clone()));
-    names.extend(extra.iter().cloned());
     let options = CaptureOptions {
         executor,
         batch_size: OBSERVE_BATCH,
     };
     let captured =
         Capturer::with_shapes_of(model, shapes, &names, &options)?.run(dataset, &mut |_| {})?;
-    let as_f32 = |tensor: &Tensor| match tensor {
-        Tensor::F32(array) => Ok(array.clone()),
-        Tensor::I64(_) => Err(Error::Shape("expected a floating-point tensor".into())),
+    let as_f32 = |tensor: &Tensor| {
+        tensor
+            .as_f32()
+            .cloned()
+            .ok_or_else(|| Error::Shape("expected a floating-point tensor".into()))
     };
     let logits: Array2<f32> = as_f32(&captured.tensors[0])?
         .into_dimensionality()
@@ -379,8 +401,47 @@ fn observe_exported(
         .zip(&captured.tensors[1..])
         .map(|(tap, tensor)| Ok((tap.tensor.clone(), pool(&as_f32(tensor)?, tap)?)))
         .collect::<Result<Vec<_>>>()?;
-    let rest = captured.tensors[1 + adapter.taps.len()..].to_vec();
-    Ok((Observed { logits, taps }, rest))
+    Ok(Observed { logits, taps })
+}
+
+/// How often each quantised activation of `model` (as its producer computes it, before its
+/// `QuantizeLinear`) falls outside its grid's range on `dataset`. Counted batch by batch, so
+/// that tensors laid out without a batch axis (an attention reshape to `[B·T, D]`) count too.
+fn clipping(
+    model: &OnnxModel,
+    plan: &QuantisationPlan,
+    grids: &HashMap<String, QuantParams>,
+    dataset: &Dataset,
+    executor: ExecutorOptions,
+) -> Result<Vec<Clipping>> {
+    if plan.activations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut runner = backend::open(model, &plan.activations, executor)?;
+    let mut counts = vec![(0usize, 0usize); plan.activations.len()];
+    let rows = dataset.len();
+    for start in (0..rows).step_by(OBSERVE_BATCH) {
+        let batch = dataset
+            .inputs
+            .slice_axis(0, start..(start + OBSERVE_BATCH).min(rows));
+        let values = runner.run(&[batch])?;
+        for ((tensor, values), count) in plan.activations.iter().zip(values).zip(&mut counts) {
+            let params = &grids[tensor];
+            if let Some(values) = values.as_f32() {
+                count.0 += values.iter().filter(|&&v| params.clips(v)).count();
+                count.1 += values.len();
+            }
+        }
+    }
+    Ok(plan
+        .activations
+        .iter()
+        .zip(counts)
+        .map(|(tensor, (clipped, total))| Clipping {
+            tensor: tensor.clone(),
+            share: clipped as f64 / total.max(1) as f64,
+        })
+        .collect())
 }
 
 /// Best of three passes of `dataset` through `model`'s output in `executor`, seconds.
@@ -463,42 +524,17 @@ pub(super) fn measure(
     started: Instant,
 ) -> Result<QuantisationReport> {
     let labels = what.validation.labels.as_ref();
-    let (float_view, _) = observe_exported(
-        float,
-        float,
-        what.adapter,
-        what.validation,
-        &[],
-        what.executor,
-    )?;
+    let float_view = observe_exported(float, float, what.adapter, what.validation, what.executor)?;
     let measured = twin.unwrap_or(quantised);
     // The float receiver has the same tensors, and tract reads it whatever the precision.
-    let (quantised_view, activations) = observe_exported(
+    let quantised_view = observe_exported(
         measured,
         float,
         what.adapter,
         what.validation,
-        &plan.activations,
         what.executor,
     )?;
-    let clipping: Vec<Clipping> = plan
-        .activations
-        .iter()
-        .zip(&activations)
-        .map(|(tensor, values)| {
-            let params = &grids[tensor];
-            let share = match values {
-                Tensor::F32(array) if !array.is_empty() => {
-                    array.iter().filter(|&&v| params.clips(v)).count() as f64 / array.len() as f64
-                }
-                _ => 0.0,
-            };
-            Clipping {
-                tensor: tensor.clone(),
-                share,
-            }
-        })
-        .collect();
+    let clipping = clipping(measured, plan, grids, what.validation, what.executor)?;
     let mean_clipping = if clipping.is_empty() {
         0.0
     } else {
@@ -553,6 +589,9 @@ pub(super) fn measure(
         float_bytes,
         quantised_bytes,
         compression: float_bytes as f64 / quantised_bytes.max(1) as f64,
+        float_weight_bytes: weight_bytes(float),
+        quantised_weight_bytes: weight_bytes(quantised),
+        weight_compression: weight_bytes(float) as f64 / weight_bytes(quantised).max(1) as f64,
         measured_on: match twin {
             Some(_) => "its float twin with the dequantised weights (the executor cannot read \
                         4-bit types)"
