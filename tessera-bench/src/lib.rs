@@ -10,6 +10,7 @@ mod error;
 mod memory;
 pub mod protocol;
 mod pytorch;
+pub mod quant;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -138,20 +138,20 @@ pub struct CrossArchOptions {
 }
 
 /// A zoo model loaded once for the whole matrix, with the plan of the adapter chosen for it.
-struct Loaded<'z> {
-    entry: &'z ZooModel,
-    model: OnnxModel,
-    plan: AdapterPlan,
+pub(crate) struct Loaded<'z> {
+    pub(crate) entry: &'z ZooModel,
+    pub(crate) model: OnnxModel,
+    pub(crate) plan: AdapterPlan,
 }
 
 impl Loaded<'_> {
-    fn participant(&self) -> Result<Participant<'_>> {
+    pub(crate) fn participant(&self) -> Result<Participant<'_>> {
         Ok(Participant::new(&self.model, self.plan.clone())?)
     }
 }
 
 /// The zoo's models of `task` in `role` and `exporter`, loaded and analysed.
-fn load<'z>(
+pub(crate) fn load<'z>(
     zoo: &'z Zoo,
     registry: &PluginRegistry,
     task: &str,

@@ -8,7 +8,9 @@ use tessera_host::bench::capture::{self, CaptureBenchOptions, CaptureBenchReport
 use tessera_host::bench::cross_arch::render::{render, summarise};
 use tessera_host::bench::cross_arch::{self, CrossArchOptions};
 use tessera_host::bench::protocol::{self, ProtocolOptions, ProtocolResults};
+use tessera_host::bench::quant::{self, PtqOptions, QuantBenchOptions, QuantResults};
 use tessera_host::bench::train::{self, TrainBenchOptions, TrainBenchReport};
+use tessera_host::quant::Precision;
 use tessera_host::transfer::TransferOptions;
 
 use super::output::{print_json, print_text};
@@ -39,6 +41,69 @@ enum BenchCommand {
     /// (with and without hub vectors) over the zoo's pair matrices, agreement against ε, and
     /// token sizes; writes JSON and a PNG chart.
     Protocol(ProtocolArgs),
+    /// The quantisation-aware transfer (ModeAQ) over the zoo's pair matrices at each
+    /// precision, against the float receiver and, for INT8, against ONNX Runtime's own
+    /// post-training quantiser on the same float receiver and inputs; writes results.json and
+    /// summary.md.
+    Quant(QuantBenchArgs),
+}
+
+/// Arguments of `tessera bench quant`.
+#[derive(Debug, clap::Args)]
+struct QuantBenchArgs {
+    /// Zoo tasks to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "toy,digits")]
+    tasks: Vec<String>,
+
+    /// Precisions, comma-separated: one ModeAQ transfer per pair each.
+    #[arg(long, value_delimiter = ',', default_value = "int8,int4,fp16")]
+    precisions: Vec<Precision>,
+
+    /// The model zoo folder.
+    #[arg(long, default_value = "onnx-models")]
+    zoo: PathBuf,
+
+    /// Which export of each model to use: torchscript or dynamo.
+    #[arg(long, default_value = "torchscript")]
+    exporter: String,
+
+    /// At most this many pairs per task [default: the whole matrix].
+    #[arg(long)]
+    max_pairs: Option<usize>,
+
+    /// Python with onnxruntime, onnx and numpy for the PTQ anchor
+    /// (`pip install -r tessera-bench/python/requirements.txt`) [default: $TESSERA_PYTHON,
+    /// else python3].
+    #[arg(long)]
+    python: Option<String>,
+
+    /// Skip the PTQ anchor.
+    #[arg(long)]
+    no_ptq: bool,
+
+    /// Record a transfer or anchor that fails in the results (and the summary's notes) and
+    /// go on with the next, instead of stopping at the first error.
+    #[arg(long)]
+    keep_going: bool,
+
+    /// The executor that runs and times the exported models: tract or ort.
+    #[arg(long, default_value = "tract")]
+    backend: Backend,
+
+    /// Width of the hub space.
+    #[arg(long, default_value_t = 2048)]
+    hub_dim: usize,
+
+    /// Seed of every transfer.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    #[command(flatten)]
+    schedule: ScheduleArgs,
+
+    /// Folder the report is written to (results.json, summary.md).
+    #[arg(long, default_value = "docs/benchmarks/quant")]
+    out_dir: PathBuf,
 }
 
 /// Arguments of `tessera bench protocol`.
@@ -222,7 +287,206 @@ pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow:
         BenchCommand::Train(args) => run_train(args, json),
         BenchCommand::CrossArch(args) => run_cross_arch(args, config, json),
         BenchCommand::Protocol(args) => run_protocol(args, json),
+        BenchCommand::Quant(args) => run_quant(args, config, json),
     }
+}
+
+fn run_quant(
+    args: &QuantBenchArgs,
+    config: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let registry = registry(config)?;
+    let mut transfer = TransferOptions {
+        seed: args.seed,
+        ..TransferOptions::default()
+    };
+    args.schedule.apply(&mut transfer);
+    transfer.hub.dim = args.hub_dim;
+    transfer.hub.seed = args.seed;
+    transfer.executor.backend = args.backend;
+    let python = args
+        .python
+        .clone()
+        .or_else(|| {
+            std::env::var("TESSERA_PYTHON")
+                .ok()
+                .filter(|p| !p.is_empty())
+        })
+        .unwrap_or_else(|| "python3".into());
+    let options = QuantBenchOptions {
+        zoo_dir: args.zoo.clone(),
+        tasks: args.tasks.clone(),
+        precisions: args.precisions.clone(),
+        exporter: args.exporter.clone(),
+        max_pairs: args.max_pairs,
+        transfer,
+        ptq: (!args.no_ptq).then_some(PtqOptions { python }),
+        keep_going: args.keep_going,
+    };
+    let bar = spinner();
+    let results = quant::run(&options, &registry, &mut |what| {
+        bar.set_message(what.to_string())
+    })?;
+    bar.finish_and_clear();
+    quant::write_report(&results, &args.out_dir)?;
+    if json {
+        return print_json(&serde_json::to_value(&results)?);
+    }
+    print_text(&quant_table(&results, &args.out_dir))
+}
+
+fn quant_table(results: &QuantResults, out_dir: &std::path::Path) -> String {
+    let percent =
+        |value: Option<f64>| value.map_or_else(|| "-".to_string(), |v| format!("{:.1}", 100.0 * v));
+    let signed = |value: Option<f64>| value.map_or_else(|| "-".to_string(), |v| format!("{v:+.1}"));
+    let ratio = |value: Option<f64>| value.map_or_else(|| "-".to_string(), |v| format!("{v:.2}x"));
+    let finite = |value: f64| value.is_finite().then_some(value);
+    let mut lines = vec![format!(
+        "quantisation-aware transfer, executed by {}; {:.0} s, peak {:.0} MiB; report in {}",
+        results.executor,
+        results.total_seconds,
+        results.peak_rss_mib,
+        out_dir.display()
+    )];
+    match (&results.ptq, &results.ptq_note) {
+        (Some(ptq), note) => lines.push(format!(
+            "PTQ anchor: ONNX Runtime {} quantize_static ({}){}",
+            ptq.onnxruntime,
+            ptq.python,
+            note.as_ref()
+                .map_or_else(String::new, |note| format!("; {note}"))
+        )),
+        (None, Some(note)) => lines.push(format!("PTQ anchor not run: {note}")),
+        (None, None) => {}
+    }
+    for task in &results.tasks {
+        lines.push(format!(
+            "{} ({} unlabelled inputs, {} held out); agreement and accuracy in %, deltas in points",
+            task.task, task.train_inputs, task.val_inputs
+        ));
+        lines.push(format!(
+            "  {:<42} {:<6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}",
+            "pair",
+            "method",
+            "float",
+            "agree",
+            "Δ agree",
+            "Δ acc",
+            "w/float",
+            "SQNR dB",
+            "clip %",
+            "size",
+            "time"
+        ));
+        for pair in &task.pairs {
+            let name = format!("{} -> {}", pair.transmitter, pair.receiver);
+            for run in &pair.runs {
+                lines.push(format!(
+                    "  {:<42} {:<6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>8.1} {:>7.3} {:>7} {:>6}",
+                    name,
+                    run.precision,
+                    percent(finite(run.float_agreement)),
+                    percent(finite(run.agreement)),
+                    signed(finite(run.delta_agreement())),
+                    signed(finite(run.delta_accuracy())),
+                    percent(finite(run.agreement_with_float)),
+                    run.logits_sqnr_db,
+                    100.0 * run.mean_clipping,
+                    ratio(finite(run.compression)),
+                    ratio(run.inference_ratio),
+                ));
+            }
+            if let Some(ptq) = &pair.ptq {
+                lines.push(format!(
+                    "  {:<42} {:<6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6}",
+                    name,
+                    "ptq",
+                    percent(finite(ptq.float_agreement)),
+                    percent(finite(ptq.agreement)),
+                    signed(finite(ptq.delta_agreement())),
+                    signed(finite(ptq.delta_accuracy())),
+                    percent(finite(ptq.agreement_with_float)),
+                    "-",
+                    "-",
+                    ratio(finite(ptq.compression)),
+                    ratio(ptq.inference.as_ref().map(|timing| timing.ratio)),
+                ));
+            }
+            for failure in &pair.failures {
+                lines.push(format!(
+                    "  {:<42} {:<6} failed: {}",
+                    name,
+                    failure.method.trim_end_matches("-int8"),
+                    failure.error
+                ));
+            }
+        }
+        lines.push(format!(
+            "  {:<26} {:>5} {:>6} {:>6} {:>13} {:>13} {:>9} {:>7} {:>6}",
+            "summary",
+            "pairs",
+            "float",
+            "agree",
+            "Δ agree (min)",
+            "Δ acc (min)",
+            "≤1 pt a/c",
+            "size",
+            "time"
+        ));
+        let rows = task
+            .summaries
+            .iter()
+            .chain(task.ptq.as_ref().map(|ptq| &ptq.summary));
+        for summary in rows {
+            lines.push(format!(
+                "  {:<26} {:>5} {:>6} {:>6} {:>13} {:>13} {:>9} {:>7} {:>6}{}",
+                quant::method_name(&summary.method),
+                summary.pairs,
+                percent(summary.mean_float_agreement),
+                percent(summary.mean_agreement),
+                format!(
+                    "{} ({})",
+                    signed(summary.mean_delta_agreement),
+                    signed(summary.worst_delta_agreement)
+                ),
+                format!(
+                    "{} ({})",
+                    signed(summary.mean_delta_accuracy),
+                    signed(summary.worst_delta_accuracy)
+                ),
+                format!(
+                    "{}/{}",
+                    summary.within_one_point_agreement, summary.within_one_point_accuracy
+                ),
+                ratio(summary.mean_compression),
+                ratio(summary.mean_inference_ratio),
+                match summary.failed {
+                    0 => String::new(),
+                    failed => format!("  ({failed} failed)"),
+                },
+            ));
+        }
+        if let Some(ptq) = task.ptq.as_ref().filter(|ptq| ptq.summary.pairs > 0) {
+            lines.push(if ptq.losing_pairs == 0 {
+                format!(
+                    "  PTQ keeps all {} pairs within 1 point of agreement",
+                    ptq.summary.pairs
+                )
+            } else {
+                format!(
+                    "  PTQ loses > 1 point on {} of {} pairs; ModeAQ INT8 there: mean {} (min {}), \
+                     {} within 1 point",
+                    ptq.losing_pairs,
+                    ptq.summary.pairs,
+                    signed(ptq.modeaq_mean_delta_there),
+                    signed(ptq.modeaq_worst_delta_there),
+                    ptq.modeaq_within_one_point_there
+                )
+            });
+        }
+    }
+    lines.join("\n")
 }
 
 fn run_protocol(args: &ProtocolArgs, json: bool) -> anyhow::Result<()> {
