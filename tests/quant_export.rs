@@ -11,7 +11,7 @@ use tessera_api::QuantisationChoices;
 use tessera_host::backend::candle::{
     to_host, FakeQuantisation, Trainable, TrainableGraph, WeightGrid,
 };
-use tessera_host::capture::{capture, CaptureOptions, Capturer};
+use tessera_host::capture::{capture, CaptureOptions};
 use tessera_host::dataset::Dataset;
 use tessera_host::onnx::OnnxModel;
 use tessera_host::quant::calibrate::RangeObserver;
@@ -229,6 +229,7 @@ fn weight_only_exports_match_training_to_float_rounding() {
 #[test]
 fn every_export_runs_in_onnx_runtime_as_trained() {
     use tessera_host::backend::{Backend, Device, ExecutorOptions};
+    use tessera_host::capture::Capturer;
     let ort = CaptureOptions {
         executor: ExecutorOptions {
             backend: Backend::Ort,

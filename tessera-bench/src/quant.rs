@@ -30,7 +30,7 @@ use tessera_quant::plan::WeightRole;
 use tessera_quant::Precision;
 use tessera_tensor::dataset::Dataset;
 
-use crate::cross_arch::{load, Loaded};
+use crate::cross_arch::{Loaded, TaskMatrix};
 use crate::PeakMemory;
 use crate::{Error, Result};
 
@@ -803,32 +803,10 @@ pub fn run(
     let mut executor_description: Option<String> = None;
     let mut tasks = Vec::new();
     for task in &options.tasks {
-        let transmitters = load(&zoo, registry, task, "transmitter", &options.exporter)?;
-        let receivers = load(&zoo, registry, task, "receiver", &options.exporter)?;
-        let Some(first) = transmitters.first().map(|loaded| loaded.entry) else {
-            return Err(Error::InvalidOption(format!(
-                "the zoo has no {} transmitters of task {task:?}",
-                options.exporter
-            )));
-        };
-        let datasets = &first.datasets;
-        let calibration = zoo.path(&datasets.train_inputs);
-        let train = Dataset::load(&calibration, None)?;
-        let validation = Dataset::load(
-            &zoo.path(&datasets.val_inputs),
-            Some(&zoo.path(&datasets.val_labels)),
-        )?;
-        // The toy matrix is the predecessor's quick set: ordered pairs of different configs;
-        // other tasks run every ordered pair.
-        let mut matrix: Vec<(&Loaded, &Loaded)> = transmitters
-            .iter()
-            .flat_map(|tx| {
-                receivers
-                    .iter()
-                    .filter(move |rx| task != "toy" || rx.entry.config != tx.entry.config)
-                    .map(move |rx| (tx, rx))
-            })
-            .collect();
+        let task_matrix = TaskMatrix::load(&zoo, registry, task, &options.exporter)?;
+        let (train, validation) = (&task_matrix.train, &task_matrix.validation);
+        let calibration = &task_matrix.train_path;
+        let mut matrix = task_matrix.pairs(task);
         if let Some(limit) = options.max_pairs {
             matrix.truncate(limit);
         }
@@ -852,7 +830,7 @@ pub fn run(
                     )
                     .options(options.transfer)
                     .quantisation(*aware)
-                    .execute(&train, &validation)?;
+                    .execute(train, validation)?;
                     let run = PrecisionRun::from_report(*precision, &outcome.report)?;
                     Ok((outcome, run))
                 })();
@@ -884,14 +862,14 @@ pub fn run(
                     // The transmitter's logits, run by tract, once per transmitter.
                     if !transmitter_logits.contains_key(tx_config) {
                         let (values, _) =
-                            logits(&transmitter.model, &validation, ExecutorOptions::default())?;
+                            logits(&transmitter.model, validation, ExecutorOptions::default())?;
                         transmitter_logits.insert(tx_config.clone(), values);
                     }
                     let what = Anchor {
                         python: &info.python,
                         folder: folder.path(),
-                        calibration: &calibration,
-                        validation: &validation,
+                        calibration,
+                        validation,
                         transmitter: &transmitter_logits[tx_config],
                         executor: options.transfer.executor,
                     };

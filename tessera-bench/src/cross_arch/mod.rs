@@ -151,7 +151,7 @@ impl Loaded<'_> {
 }
 
 /// The zoo's models of `task` in `role` and `exporter`, loaded and analysed.
-pub(crate) fn load<'z>(
+fn load<'z>(
     zoo: &'z Zoo,
     registry: &PluginRegistry,
     task: &str,
@@ -167,6 +167,63 @@ pub(crate) fn load<'z>(
             Ok(Loaded { entry, model, plan })
         })
         .collect()
+}
+
+/// One task's matrix: its transmitters and receivers loaded and analysed, and its datasets.
+pub(crate) struct TaskMatrix<'z> {
+    pub(crate) transmitters: Vec<Loaded<'z>>,
+    pub(crate) receivers: Vec<Loaded<'z>>,
+    /// Where the task's training inputs are.
+    pub(crate) train_path: PathBuf,
+    pub(crate) train: Dataset,
+    pub(crate) validation: Dataset,
+}
+
+impl<'z> TaskMatrix<'z> {
+    /// The `exporter` models of `task` and the datasets of its first transmitter.
+    pub(crate) fn load(
+        zoo: &'z Zoo,
+        registry: &PluginRegistry,
+        task: &str,
+        exporter: &str,
+    ) -> Result<Self> {
+        let transmitters = load(zoo, registry, task, "transmitter", exporter)?;
+        let receivers = load(zoo, registry, task, "receiver", exporter)?;
+        let Some(first) = transmitters.first().map(|loaded| loaded.entry) else {
+            return Err(Error::InvalidOption(format!(
+                "the zoo has no {exporter} transmitters of task {task:?}"
+            )));
+        };
+        let datasets = &first.datasets;
+        let train_path = zoo.path(&datasets.train_inputs);
+        let train = Dataset::load(&train_path, None)?;
+        let validation = Dataset::load(
+            &zoo.path(&datasets.val_inputs),
+            Some(&zoo.path(&datasets.val_labels)),
+        )?;
+        Ok(Self {
+            transmitters,
+            receivers,
+            train_path,
+            train,
+            validation,
+        })
+    }
+
+    /// The ordered pairs of `task`'s matrix. The toy matrix is the predecessor's quick set:
+    /// pairs of different configs. Other tasks run every ordered pair, including a receiver of
+    /// the transmitter's own architecture (a fresh initialisation).
+    pub(crate) fn pairs(&self, task: &str) -> Vec<(&Loaded<'z>, &Loaded<'z>)> {
+        self.transmitters
+            .iter()
+            .flat_map(|tx| {
+                self.receivers
+                    .iter()
+                    .filter(move |rx| task != "toy" || rx.entry.config != tx.entry.config)
+                    .map(move |rx| (tx, rx))
+            })
+            .collect()
+    }
 }
 
 fn read_json(path: &Path) -> Option<serde_json::Value> {
@@ -241,62 +298,40 @@ pub fn run(
         .collect::<Result<_>>()?;
     let mut tasks = Vec::new();
     for task in &options.tasks {
-        let transmitters = load(&zoo, registry, task, "transmitter", &options.exporter)?;
-        let receivers = load(&zoo, registry, task, "receiver", &options.exporter)?;
-        let Some(first) = transmitters.first().map(|loaded| loaded.entry) else {
-            return Err(Error::InvalidOption(format!(
-                "the zoo has no {} transmitters of task {task:?}",
-                options.exporter
-            )));
-        };
-        let datasets = &first.datasets;
-        let train = Dataset::load(&zoo.path(&datasets.train_inputs), None)?;
-        let validation = Dataset::load(
-            &zoo.path(&datasets.val_inputs),
-            Some(&zoo.path(&datasets.val_labels)),
-        )?;
+        let matrix = TaskMatrix::load(&zoo, registry, task, &options.exporter)?;
+        let (train, validation) = (&matrix.train, &matrix.validation);
         let mut rows = Vec::new();
         for variant in &chosen {
-            for transmitter in &transmitters {
+            for (transmitter, receiver) in matrix.pairs(task) {
                 let tx_entry = transmitter.entry;
-                // The toy matrix is the predecessor's quick set: ordered pairs of different
-                // configs. Other tasks run every ordered pair, including a receiver of the
-                // transmitter's own architecture (a fresh initialisation).
-                let pairs = receivers
-                    .iter()
-                    .filter(|rx| task != "toy" || rx.entry.config != tx_entry.config);
-                for receiver in pairs {
-                    let rx_entry = receiver.entry;
-                    progress(&format!(
-                        "{task} {}: {} -> {}",
-                        variant.name, tx_entry.config, rx_entry.config
-                    ));
-                    let outcome = ModeATransfer::with_plans(
-                        transmitter.participant()?,
-                        receiver.participant()?,
-                    )
-                    .options(variant.options(options.transfer))
-                    .execute(&train, &validation)?;
-                    let report = &outcome.report;
-                    let figure = |value: Option<f64>| value.unwrap_or(f64::NAN);
-                    rows.push(PairResult {
-                        variant: variant.name.to_string(),
-                        transmitter: tx_entry.config.clone(),
-                        receiver: rx_entry.config.clone(),
-                        tx_accuracy: figure(report.transmitter_accuracy),
-                        rx_accuracy_before: figure(report.before.accuracy),
-                        rx_accuracy_after: figure(report.after.accuracy),
-                        agreement_before: figure(report.before.agreement),
-                        agreement_after: figure(report.after.agreement),
-                        kl_before: figure(report.before.output_kl),
-                        kl_after: figure(report.after.output_kl),
-                        cka_after: report.after.cka.last().map_or(f64::NAN, |depth| depth.cka),
-                        hub_retrieval: figure(report.hub_retrieval_before_fine_tuning),
-                        round_trip_error: figure(report.hub_round_trip_error),
-                        drift: report.after.predecessor_drift,
-                        seconds: report.timings.total,
-                    });
-                }
+                let rx_entry = receiver.entry;
+                progress(&format!(
+                    "{task} {}: {} -> {}",
+                    variant.name, tx_entry.config, rx_entry.config
+                ));
+                let outcome =
+                    ModeATransfer::with_plans(transmitter.participant()?, receiver.participant()?)
+                        .options(variant.options(options.transfer))
+                        .execute(train, validation)?;
+                let report = &outcome.report;
+                let figure = |value: Option<f64>| value.unwrap_or(f64::NAN);
+                rows.push(PairResult {
+                    variant: variant.name.to_string(),
+                    transmitter: tx_entry.config.clone(),
+                    receiver: rx_entry.config.clone(),
+                    tx_accuracy: figure(report.transmitter_accuracy),
+                    rx_accuracy_before: figure(report.before.accuracy),
+                    rx_accuracy_after: figure(report.after.accuracy),
+                    agreement_before: figure(report.before.agreement),
+                    agreement_after: figure(report.after.agreement),
+                    kl_before: figure(report.before.output_kl),
+                    kl_after: figure(report.after.output_kl),
+                    cka_after: report.after.cka.last().map_or(f64::NAN, |depth| depth.cka),
+                    hub_retrieval: figure(report.hub_retrieval_before_fine_tuning),
+                    round_trip_error: figure(report.hub_round_trip_error),
+                    drift: report.after.predecessor_drift,
+                    seconds: report.timings.total,
+                });
             }
         }
         let predecessor = match (&options.reference_dir, task.as_str()) {
