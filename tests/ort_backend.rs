@@ -102,3 +102,27 @@ fn gpu_devices_fail_clearly_and_only_auto_falls_back() {
         "auto says what it chose: {description}"
     );
 }
+
+/// A graph input asked for as an output comes back as the input itself, in both executors.
+#[test]
+fn a_graph_input_can_be_read_as_an_output() {
+    let zoo = zoo_models()
+        .into_iter()
+        .find(|model| model.id == "digits/mlp_64d_2L.rx.torchscript")
+        .unwrap();
+    let model = OnnxModel::load(&zoo_file(&zoo.onnx)).unwrap();
+    let dataset = Dataset::load(&zoo_file(&zoo.datasets.val_inputs), None).unwrap();
+    let input = model.inputs()[0].name.clone();
+    let names = [input, "logits".to_string()];
+    for backend in [Backend::Tract, Backend::Ort] {
+        let captured = capture(
+            &model,
+            &dataset,
+            &names,
+            &options(backend, Device::Cpu),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(captured.tensors[0], dataset.inputs, "{backend:?}");
+    }
+}

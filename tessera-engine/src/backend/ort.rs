@@ -40,7 +40,10 @@ impl OrtExecutor {
     pub fn new(model: &OnnxModel, outputs: &[String], options: ExecutorOptions) -> Result<Self> {
         let device = options.device;
         let environment = environment()?;
-        let declared: Vec<String> = model.outputs().into_iter().map(|spec| spec.name).collect();
+        let mut declared: Vec<String> = model.outputs().into_iter().map(|spec| spec.name).collect();
+        // A graph input asked for as an output is answered with the input itself (ONNX Runtime
+        // cannot return an input as an output).
+        declared.extend(model.inputs().into_iter().map(|spec| spec.name));
         let extra: Vec<String> = outputs
             .iter()
             .filter(|name| !declared.contains(name))
@@ -124,6 +127,9 @@ impl Executor for OrtExecutor {
         self.output_names
             .iter()
             .map(|name| {
+                if let Some(index) = self.input_names.iter().position(|input| input == name) {
+                    return Ok(inputs[index].clone());
+                }
                 let value = outputs
                     .get(name.as_str())
                     .ok_or_else(|| ort_error(format!("no output named {name}")))?;
