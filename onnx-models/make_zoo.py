@@ -288,6 +288,30 @@ def export(model, example, path: Path, exporter: str, input_name: str):
                               verbose=False, **kw)
 
 
+def check_export(path: Path, info: dict, exporter: str, input_name: str) -> list[dict]:
+    """Fail loudly unless the export at `path` (described by `info`, from inspect_onnx) has the
+    exporter's opset, exactly the graph input `input_name` and output `logits`, both with a
+    symbolic batch axis, and every external-data file beside it. Returns those files as
+    {path (relative to this folder), bytes, sha256}."""
+    ext_files = []
+    for loc in info["external_locations"]:
+        ep = path.parent / loc
+        if not ep.is_file():
+            raise SystemExit(f"FAIL {path}: external data {loc} missing")
+        ext_files.append(dict(path=rel(ep), bytes=ep.stat().st_size, sha256=sha256(ep)))
+    opset = EXPORTERS[exporter]["opset_version"]
+    if info["opsets"].get("ai.onnx") != opset:
+        raise SystemExit(f"FAIL {path}: opset {info['opsets']} != requested {opset}")
+    if [i["name"] for i in info["inputs"]] != [input_name] or \
+            [o["name"] for o in info["outputs"]] != ["logits"]:
+        raise SystemExit(f"FAIL {path}: unexpected graph inputs/outputs "
+                         f"{info['inputs']} {info['outputs']}")
+    for v in info["inputs"] + info["outputs"]:
+        if v["shape"][0] is not None or not v["symbolic_dims"][0]:
+            raise SystemExit(f"FAIL {path}: batch dim of {v['name']} not symbolic")
+    return ext_files
+
+
 def ort_check(path: Path, input_name: str, x_val: np.ndarray, ref: np.ndarray) -> dict:
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -431,7 +455,7 @@ def main() -> None:
                                train_accuracy=train_acc,
                                history=history, exports={})
                 summary_models.append(summary)
-                for exporter, ekw in EXPORTERS.items():
+                for exporter in EXPORTERS:
                     path = tdir / f"{stem}.{exporter}.onnx"
                     t1 = time.time()
                     try:
@@ -443,24 +467,8 @@ def main() -> None:
                     onnx.checker.check_model(str(path), full_check=True)
                     info = inspect_onnx(path, [n for n, _ in model.named_parameters()])
                     op_usage(path, usage[exporter])
-                    ext_files = []
-                    for loc in info["external_locations"]:
-                        ep = path.parent / loc
-                        if not ep.is_file():
-                            raise SystemExit(f"FAIL {path}: external data {loc} missing")
-                        ext_files.append(dict(path=rel(ep), bytes=ep.stat().st_size,
-                                              sha256=sha256(ep)))
+                    ext_files = check_export(path, info, exporter, input_name)
                     check = ort_check(path, input_name, x_val_np, ref)
-                    if info["opsets"].get("ai.onnx") != ekw["opset_version"]:
-                        raise SystemExit(f"FAIL {path}: opset {info['opsets']} "
-                                         f"!= requested {ekw['opset_version']}")
-                    if [i["name"] for i in info["inputs"]] != [input_name] or \
-                            [o["name"] for o in info["outputs"]] != ["logits"]:
-                        raise SystemExit(f"FAIL {path}: unexpected graph inputs/outputs "
-                                         f"{info['inputs']} {info['outputs']}")
-                    for v in info["inputs"] + info["outputs"]:
-                        if v["shape"][0] is not None or not v["symbolic_dims"][0]:
-                            raise SystemExit(f"FAIL {path}: batch dim of {v['name']} not symbolic")
                     onnx_bytes = path.stat().st_size
                     entry = dict(
                         id=f"{task}/{stem}.{exporter}",
@@ -571,8 +579,14 @@ def write_readme(manifest: dict, models: list, usage: dict) -> None:
     w("")
     w("Exported ONNX models, their datasets, and the scripts that made them. Everything in this "
       "folder except the sources — `make_zoo.py`, `zoo_models.py` (the model families), "
-      "`bench_torch.py` and `requirements.txt` — is written by `make_zoo.py`, this README "
-      "included (edit its template in the script, then re-run it).")
+      "`bench_torch.py`, `make_unclaimed.py` and `requirements.txt` — and `unclaimed/` is "
+      "written by `make_zoo.py`, this README included (edit its template in the script, then "
+      "re-run it).")
+    w("")
+    w("`unclaimed/` holds untrained digits receivers from families outside the zoo (2-D CNNs, a "
+      "GRU, a plain MLP, a CLS-token transformer) for testing adapter selection and the "
+      "fallback adapter; `python3 onnx-models/make_unclaimed.py` writes it, with its own "
+      "README.")
     w("")
     w("`bench_torch.py` times the same architectures in PyTorch eager (capture with forward "
       "hooks on every block, and one training step) for `tessera bench`, which reports Tessera's "

@@ -47,8 +47,12 @@ pub trait GraphHeuristics: sealed::Sealed {
     /// in graph order.
     fn residual_adds(&self) -> Vec<&NodeSummary>;
 
-    /// The input width of the last `Gemm` or `MatMul` with a stored weight: for a classifier,
-    /// the width of the representation its head reads.
+    /// The last `Gemm` or `MatMul` with a stored weight: for a classifier, its head, whose
+    /// first input is the representation the head reads.
+    fn classifier_head(&self) -> Option<&NodeSummary>;
+
+    /// The input width of [`classifier_head`](Self::classifier_head): for a classifier, the
+    /// width of the representation its head reads.
     fn classifier_input_width(&self) -> Option<u64>;
 
     /// Stored tables read by `Gather` (token embeddings, position tables).
@@ -90,15 +94,25 @@ impl GraphHeuristics for GraphSummary {
             .collect()
     }
 
-    fn classifier_input_width(&self) -> Option<u64> {
-        self.nodes.iter().rev().find_map(|node| {
-            let weight = self.initializer(node.inputs.get(1)?)?;
-            match (node.op_type.as_str(), weight.dims.as_slice()) {
-                ("Gemm", [_, columns]) if node.int_attribute("transB") == Some(1) => Some(*columns),
-                ("Gemm" | "MatMul", [rows, _]) => Some(*rows),
-                _ => None,
-            }
+    fn classifier_head(&self) -> Option<&NodeSummary> {
+        self.nodes.iter().rev().find(|node| {
+            matches!(node.op_type.as_str(), "Gemm" | "MatMul")
+                && node
+                    .inputs
+                    .get(1)
+                    .and_then(|weight| self.initializer(weight))
+                    .is_some_and(|weight| weight.dims.len() == 2)
         })
+    }
+
+    fn classifier_input_width(&self) -> Option<u64> {
+        let head = self.classifier_head()?;
+        let weight = self.initializer(head.inputs.get(1)?)?;
+        match (head.op_type.as_str(), weight.dims.as_slice()) {
+            ("Gemm", [_, columns]) if head.int_attribute("transB") == Some(1) => Some(*columns),
+            (_, [rows, _]) => Some(*rows),
+            _ => None,
+        }
     }
 
     fn gathered_tables(&self) -> Vec<&str> {

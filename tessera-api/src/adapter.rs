@@ -24,6 +24,9 @@ pub enum TapLayout {
     /// `[T, directions, B, H]`: the first output of an ONNX LSTM/GRU/RNN node; features are the
     /// directions' hidden states side by side (`directions × H`).
     OnnxRecurrent,
+    /// `[B, C, H, W]`: channels first over two spatial axes (2-D convolutions); pooling
+    /// reduces the `H × W` positions. New in ABI 1.2.
+    BatchFeatureHeightWidth,
 }
 
 impl TapLayout {
@@ -32,7 +35,7 @@ impl TapLayout {
         match self {
             TapLayout::BatchFeature => 2,
             TapLayout::BatchTimeFeature | TapLayout::BatchFeatureTime => 3,
-            TapLayout::OnnxRecurrent => 4,
+            TapLayout::OnnxRecurrent | TapLayout::BatchFeatureHeightWidth => 4,
         }
     }
 
@@ -52,7 +55,7 @@ impl TapLayout {
         }
         Some(match self {
             TapLayout::BatchFeature | TapLayout::BatchTimeFeature => shape[shape.len() - 1],
-            TapLayout::BatchFeatureTime => shape[1],
+            TapLayout::BatchFeatureTime | TapLayout::BatchFeatureHeightWidth => shape[1],
             TapLayout::OnnxRecurrent => shape[1] * shape[3],
         })
     }

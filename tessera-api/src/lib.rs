@@ -111,7 +111,10 @@ impl std::fmt::Display for AbiVersion {
 ///
 /// - 1.0: the first version.
 /// - 1.1: [`GraphSummary::opset_imports`], the opset of every domain the model imports.
-pub const ABI_VERSION: AbiVersion = AbiVersion::new(1, 1);
+/// - 1.2: [`TapLayout::BatchFeatureHeightWidth`], taps of 2-D convolutions; and
+///   [`AdapterPlan::quantisation`](crate::AdapterPlan), which layers stay float when ModeAQ
+///   quantises.
+pub const ABI_VERSION: AbiVersion = AbiVersion::new(1, 2);
 
 #[cfg(test)]
 mod tests {
@@ -133,8 +136,9 @@ mod tests {
 
     #[test]
     fn a_host_of_this_minor_accepts_plugins_of_the_previous_one() {
-        assert_eq!(ABI_VERSION.to_string(), "1.1");
+        assert_eq!(ABI_VERSION.to_string(), "1.2");
         assert!(ABI_VERSION.is_compatible_with(AbiVersion::new(1, 0)));
+        assert!(ABI_VERSION.is_compatible_with(AbiVersion::new(1, 1)));
     }
 
     /// JSON as a 1.0 peer writes it: no `opset_imports`, and (to stand for any field a later

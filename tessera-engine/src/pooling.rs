@@ -50,6 +50,17 @@ pub fn pool(activations: &ArrayD<f32>, tap: &TapPoint) -> Result<Array2<f32>> {
             )
             .ok_or_else(mismatch);
         }
+        TapLayout::BatchFeatureHeightWidth => {
+            // [N, C, H, W] -> [N, C, H·W] -> [N, H·W, C]
+            let shape = activations.shape();
+            let (samples, channels, positions) = (shape[0], shape[1], shape[2] * shape[3]);
+            let flat = activations
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order((samples, channels, positions))
+                .map_err(|_| mismatch())?;
+            return reduce(flat.view().permuted_axes([0, 2, 1]), tap.pooling).ok_or_else(mismatch);
+        }
         _ => return Err(unknown(tap)),
     }
     .map_err(|_| mismatch())?;
@@ -81,6 +92,10 @@ pub fn pool_trainable(
                 dims[1] * dims[3],
             ))?,
             1,
+        ),
+        TapLayout::BatchFeatureHeightWidth => (
+            activations.reshape((dims[0], dims[1], dims[2] * dims[3]))?,
+            2,
         ),
         _ => candle_core::bail!("{}", unknown(tap)),
     };
@@ -165,6 +180,27 @@ mod tests {
         let pooled = pool(&y, &tap(TapLayout::OnnxRecurrent, Pooling::Mean)).unwrap();
         assert_eq!(pooled.shape(), &[1, 4]);
         assert_eq!(pooled.row(0).to_vec(), vec![0.5, 0.5, 10.5, 10.5]);
+    }
+
+    #[test]
+    fn images_pool_over_both_spatial_axes() {
+        // [N=1, C=2, H=2, W=3]; value = 10·channel + position.
+        let y = ArrayD::from_shape_fn(IxDyn(&[1, 2, 2, 3]), |i| {
+            (10 * i[1] + 3 * i[2] + i[3]) as f32
+        });
+        let layout = TapLayout::BatchFeatureHeightWidth;
+        let mean = pool(&y, &tap(layout, Pooling::Mean)).unwrap();
+        assert_eq!(mean.row(0).to_vec(), vec![2.5, 12.5]);
+        let max = pool(&y, &tap(layout, Pooling::Max)).unwrap();
+        assert_eq!(max.row(0).to_vec(), vec![5.0, 15.0]);
+        let graph = candle_core::Tensor::from_vec(
+            y.iter().copied().collect::<Vec<f32>>(),
+            (1, 2, 2, 3),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let pooled = pool_trainable(&graph, &tap(layout, Pooling::Mean)).unwrap();
+        assert_eq!(pooled.to_vec2::<f32>().unwrap(), vec![vec![2.5, 12.5]]);
     }
 
     #[test]

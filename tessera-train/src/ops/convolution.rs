@@ -186,3 +186,16 @@ pub fn max_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor
 pub fn average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     pool(node, inputs, false)
 }
+
+/// `GlobalAveragePool`: the mean over every spatial axis, kept as axes of length 1.
+pub fn global_average_pool(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let x = input(node, inputs, 0)?;
+    let spatial: Vec<usize> = (2..x.rank()).collect();
+    if spatial.is_empty() {
+        return Err(node.error(format!(
+            "the input has rank {}; global pooling needs spatial axes after [N, C]",
+            x.rank()
+        )));
+    }
+    Ok(vec![x.mean_keepdim(spatial).at(node)?])
+}

@@ -532,6 +532,7 @@ const CHECKED: &[&str] = &[
     "Conv",
     "MaxPool",
     "AveragePool",
+    "GlobalAveragePool",
     "LSTM",
     "GRU",
 ];
@@ -1332,6 +1333,31 @@ fn pooling() {
         &[8.0 / 3.0, 3.0],
         1e-12,
         "AveragePool forward",
+    );
+}
+
+/// `GlobalAveragePool` over one and two spatial axes, and its values.
+#[test]
+fn global_average_pooling() {
+    Check::new("GlobalAveragePool")
+        .uniform(&[2, 3, 4, 5], -1.0, 1.0)
+        .dims(&[2, 3, 1, 1])
+        .run();
+    Check::new("GlobalAveragePool")
+        .uniform(&[1, 2, 6], -1.0, 1.0)
+        .dims(&[1, 2, 1])
+        .run();
+    let y = Check::new("GlobalAveragePool")
+        .values(
+            &[1, 2, 2, 2],
+            vec![1.0, 2.0, 3.0, 4.0, -1.0, -1.0, 0.0, 6.0],
+        )
+        .outputs();
+    assert_close(
+        &to_f64(&y[0]),
+        &[2.5, 1.0],
+        1e-12,
+        "GlobalAveragePool forward",
     );
 }
 

@@ -66,6 +66,7 @@ const REGISTRY: &[(&str, OpFn)] = &[
     ("Conv", convolution::conv),
     ("MaxPool", convolution::max_pool),
     ("AveragePool", convolution::average_pool),
+    ("GlobalAveragePool", convolution::global_average_pool),
     ("LSTM", recurrent::lstm),
     ("GRU", recurrent::gru),
 ];
