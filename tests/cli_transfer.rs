@@ -106,6 +106,13 @@ fn transfer_improves_agreement_and_its_outputs_load_back() {
     assert_eq!(report["hub"]["dim"], 64);
     assert_eq!(report["transmitter"]["family"], "conv1d");
     assert_eq!(report["receiver"]["family"], "mlp");
+    // A tenth of the inputs was set aside to choose the state kept; a trained one won.
+    let selection = &report["selection"];
+    assert_eq!(selection["inputs"], 135);
+    assert_eq!(report["train_inputs"], 1347);
+    assert_eq!(selection["outcome"], "improved");
+    assert_eq!(selection["epochs"].as_array().unwrap().len(), 3);
+    assert!(selection["chosen_score"]["agreement"].as_f64().unwrap() > 0.5);
 
     // The tuned receiver, run by tract, agrees with the transmitter as reported.
     let validation = Dataset::load(&zoo_file(&transmitter.datasets.val_inputs), None).unwrap();
@@ -145,6 +152,33 @@ fn transfer_improves_agreement_and_its_outputs_load_back() {
         .as_ref()
         .expect("the full objective ships hub vectors");
     assert_eq!(hub.train.dim(), (1347, 64));
+}
+
+#[test]
+fn a_receiver_fine_tuning_cannot_improve_is_returned_unchanged() {
+    // The receiver already is the transmitter: every step can only move it away.
+    let model = model("digits/mlp_64d_2L.tx.torchscript");
+    let folder = tempfile::tempdir().unwrap();
+    let (output, _, tuned) = transfer(
+        &model,
+        &model,
+        folder.path(),
+        &["--epochs", "2", "--objective", "output-only"],
+    );
+    let result = succeeded(&output);
+    let warning = String::from_utf8_lossy(&output.stderr);
+    assert!(warning.contains("warning: no improvement"), "{warning}");
+    let report = &result["report"];
+    let selection = &report["selection"];
+    assert_eq!(selection["outcome"], "no improvement");
+    assert_eq!(selection["chosen"], "start");
+    assert_eq!(selection["start"]["agreement"], 1.0);
+    assert_eq!(report["after"], report["before"]);
+    assert_eq!(
+        std::fs::read(&tuned).unwrap(),
+        std::fs::read(zoo_file(&model.onnx)).unwrap(),
+        "the receiver written is the one given"
+    );
 }
 
 #[test]
@@ -325,7 +359,12 @@ fn the_builder_transfers_between_dynamo_exports_with_external_weights() {
         .unwrap();
     let report = &outcome.report;
     assert_eq!(report.receiver.family, "lstm");
-    assert_eq!(report.steps, 2 * train.len().div_ceil(report.batch_size));
+    let set_aside = report.selection.as_ref().unwrap().inputs;
+    assert_eq!(set_aside, 40);
+    assert_eq!(
+        report.steps,
+        2 * (train.len() - set_aside).div_ceil(report.batch_size)
+    );
     assert!(report.after.accuracy.is_some() && report.transmitter_accuracy.is_some());
     assert_eq!(knowledge.header.synthetic_sets, 1);
     let hub = knowledge.hub.as_ref().unwrap();
@@ -385,10 +424,13 @@ fn receivers_learn_their_embeddings_at_the_scaled_rate() {
             &transmitter,
             &receiver,
             folder.path(),
+            // Every weight as the step left it: no average, no choice of an earlier state.
             &[
                 "--epochs",
                 "1",
                 "--weight-averaging",
+                "0",
+                "--selection-share",
                 "0",
                 "--embedding-rate-scale",
                 scale,
@@ -426,7 +468,14 @@ fn receivers_end_with_their_averaged_weights() {
             &transmitter,
             &receiver,
             folder.path(),
-            &["--epochs", "2", "--weight-averaging", share],
+            &[
+                "--epochs",
+                "2",
+                "--weight-averaging",
+                share,
+                "--selection-share",
+                "0",
+            ],
         );
         let report = &succeeded(&output)["report"];
         assert_eq!(report["weight_averaging"].as_f64(), share.parse().ok());

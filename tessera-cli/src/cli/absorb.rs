@@ -119,6 +119,7 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
             bars.update(progress)
         })?;
     bars.finish();
+    super::transfer::warn_if_unchanged(&outcome.report);
     let receiver_path = receiver_out(args.receiver_out.as_deref(), &args.receiver);
     args.quant.save(&outcome, &receiver_path)?;
     if json {

@@ -35,6 +35,16 @@ pub struct ScheduleArgs {
     /// steps; the receiver ends with the average instead of the last step's weights (0: off).
     #[arg(long, default_value_t = TransferOptions::default().weight_averaging)]
     weight_averaging: f64,
+
+    /// Share of the training inputs set aside to choose the state fine-tuning ends with (the
+    /// best on them, the start included; 0: the last state).
+    #[arg(long, default_value_t = TransferOptions::default().selection_share)]
+    selection_share: f64,
+
+    /// Epochs without a better state on the selection inputs after which fine-tuning stops
+    /// (0: run every epoch).
+    #[arg(long, default_value_t = TransferOptions::default().patience)]
+    patience: usize,
 }
 
 impl ScheduleArgs {
@@ -47,5 +57,7 @@ impl ScheduleArgs {
         options.embedding_rate_scale = self.embedding_rate_scale;
         options.cosine_decay = self.cosine_decay;
         options.weight_averaging = self.weight_averaging;
+        options.selection_share = self.selection_share;
+        options.patience = self.patience;
     }
 }

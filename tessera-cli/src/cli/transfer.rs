@@ -9,8 +9,9 @@ use tessera_host::backend::{Backend, Device, ExecutorOptions};
 use tessera_host::dataset::Dataset;
 use tessera_host::onnx::OnnxModel;
 use tessera_host::transfer::{
-    hold_out, Augmentation, Fidelity, InputFingerprint, ModeATransfer, Objective, Participant,
-    TransferOptions, TransferReport,
+    hold_out, Augmentation, Candidate, Fidelity, InputFingerprint, ModeATransfer, Objective,
+    Participant, SelectionOutcome, SelectionReport, SelectionScore, TransferOptions,
+    TransferReport,
 };
 use tessera_host::zoo::Zoo;
 
@@ -255,6 +256,7 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         knowledge.hub = None;
     }
     bars.finish();
+    warn_if_unchanged(&outcome.report);
     let receiver_path = receiver_out(args.receiver_out.as_deref(), &job.receiver);
     let written = args.knowledge.write(knowledge, ledger, &args.out)?;
     args.quant.save(&outcome, &receiver_path)?;
@@ -368,6 +370,9 @@ pub(super) fn summary(report: &TransferReport, transmitter: &str, receiver: &str
             format!("receiver {round_trip:.3} (relative error)"),
         ));
     }
+    if let Some(selection) = &report.selection {
+        lines.push(field("selection", selection_text(selection)));
+    }
     let timings = &report.timings;
     lines.push(field(
         "time",
@@ -382,4 +387,47 @@ pub(super) fn summary(report: &TransferReport, transmitter: &str, receiver: &str
         ),
     ));
     lines
+}
+
+/// Which state the selection kept, in words.
+pub(super) fn selection_text(selection: &SelectionReport) -> String {
+    let agreement = |score: &SelectionScore| number(score.agreement);
+    let kept = match selection.chosen {
+        Candidate::Start => "no improvement: the receiver is returned unchanged".to_string(),
+        Candidate::Epoch(epoch) => format!("epoch {epoch}"),
+        Candidate::Average => "the weight average".to_string(),
+    };
+    let ran = if selection.stopped_early {
+        format!(
+            ", stopped after {} of {} epochs",
+            selection.epochs.len(),
+            selection.epochs_planned
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{kept} (agreement {} -> {}, loss {:.3} -> {:.3} on {} set-aside inputs{ran})",
+        agreement(&selection.start),
+        agreement(&selection.chosen_score),
+        selection.start.loss,
+        selection.chosen_score.loss,
+        selection.inputs,
+    )
+}
+
+/// Warns on standard error when fine-tuning found nothing better than the receiver it started
+/// from, so the receiver written is the one given.
+pub(super) fn warn_if_unchanged(report: &TransferReport) {
+    if report
+        .selection
+        .as_ref()
+        .is_some_and(|selection| selection.outcome == SelectionOutcome::NoImprovement)
+    {
+        eprintln!(
+            "warning: no improvement: no fine-tuned state followed the transmitter more closely \
+             than the receiver did before, on the inputs set aside for selection; the receiver \
+             is written unchanged"
+        );
+    }
 }

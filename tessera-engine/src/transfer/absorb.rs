@@ -10,12 +10,17 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tessera_api::AdapterPlan;
 
-use super::knowledge::{synthetic_inputs, Knowledge};
+use super::knowledge::{synthetic_inputs, synthetic_partners, Knowledge};
 use super::measure::{fidelity, Observed};
-use super::objective::Targets;
+use super::objective::{Objective, Targets};
+use super::options::Augmentation;
 use super::options::TransferOptions;
 use super::quantise::{self, Measurement, QuantisationAware, QuantisationReport};
 use super::report::{ModelSummary, Timings, TransferReport};
+use super::selection::{
+    set_aside, Candidate, RowSplit, SelectionReport, SelectionScore, Selector, Snapshot,
+};
+use super::step::{self, StepBatch};
 use super::{
     check_recipe, check_single_input, deepest, first_output, Participant, Phase, Progress,
     TransferOutcome, FINE_TUNING, OBSERVE_BATCH,
@@ -63,8 +68,8 @@ pub struct Absorber<'m> {
 }
 
 /// The receiver on the trainable graph.
-struct ReceiverGraph<'p> {
-    graph: TrainableGraph,
+pub(super) struct ReceiverGraph<'p> {
+    pub(super) graph: TrainableGraph,
     plan: &'p AdapterPlan,
     output: String,
 }
@@ -86,7 +91,7 @@ fn trainable_of(plan: &AdapterPlan) -> Trainable {
 }
 
 impl<'p> ReceiverGraph<'p> {
-    fn new(participant: &'p Participant, device: Device) -> Result<Self> {
+    pub(super) fn new(participant: &'p Participant, device: Device) -> Result<Self> {
         let graph = TrainableGraph::new(
             participant.model(),
             &trainable_of(participant.plan()),
@@ -99,8 +104,13 @@ impl<'p> ReceiverGraph<'p> {
         })
     }
 
+    /// Where the graph computes.
+    pub(super) fn device(&self) -> &Device {
+        self.graph.device()
+    }
+
     /// Logits and the pooled deepest tap of a batch, differentiable.
-    fn forward(&self, inputs: &Tensor) -> Result<(GraphTensor, GraphTensor)> {
+    pub(super) fn forward(&self, inputs: &Tensor) -> Result<(GraphTensor, GraphTensor)> {
         let tap = &self.plan.taps[self.plan.taps.len() - 1];
         let mut values = self.graph.forward(
             std::slice::from_ref(inputs),
@@ -303,12 +313,13 @@ impl<'m> Absorber<'m> {
             options.objective.output_weight = 0.0;
         }
 
+        let rows = TrainingRows::new(&options, knowledge, train, hub_vectors.is_some());
         let hub_started = Instant::now();
         let hub = hub_vectors
             .map(|vectors| -> Result<ReceiverHub> {
                 let (side, report) = train_hub(
-                    vectors.train.view(),
-                    deepest(&rx_train),
+                    vectors.train.select(Axis(0), &rows.split.train).view(),
+                    deepest(&rx_train).select(Axis(0), &rows.split.train).view(),
                     &options.hub,
                     receiver.graph.device(),
                     &mut |epoch| report_phase(progress, Phase::Hub, epoch, options.hub.epochs),
@@ -331,12 +342,13 @@ impl<'m> Absorber<'m> {
         let hub_seconds = hub_started.elapsed().as_secs_f64();
 
         let tune_started = Instant::now();
-        let steps = fine_tune(
+        let (steps, selection) = fine_tune(
             &options,
             &mut receiver,
             hub.as_ref().map(|hub| &hub.side),
             knowledge,
             train,
+            &rows,
             outputs_agree,
             &mut |_, _| Ok(()),
             &mut |done, total| report_phase(progress, Phase::FineTune, done, total),
@@ -362,7 +374,14 @@ impl<'m> Absorber<'m> {
         let transmitter_accuracy = labels
             .map(|labels| metrics::accuracy(tx_validation.logits.view(), labels.view()))
             .transpose()?;
-        let tuned = receiver.graph.trained_model()?;
+        let unchanged = selection
+            .as_ref()
+            .is_some_and(|selection| selection.chosen == Candidate::Start);
+        let tuned = if unchanged {
+            self.receiver.model().clone()
+        } else {
+            receiver.graph.trained_model()?
+        };
         report_phase(progress, Phase::Measure, 1, 1);
         let measure_seconds = measure_started.elapsed().as_secs_f64();
 
@@ -374,6 +393,7 @@ impl<'m> Absorber<'m> {
                     hub: hub.as_ref().map(|hub| &hub.side),
                     knowledge,
                     train,
+                    rows: &rows,
                     outputs_agree,
                 };
                 let what = Measurement {
@@ -420,6 +440,7 @@ impl<'m> Absorber<'m> {
             hub_retrieval_before_fine_tuning: hub.as_ref().map(|hub| hub.retrieval_before),
             hub_retrieval: retrieval_after,
             hub_round_trip_error: hub.as_ref().map(|hub| hub.round_trip_error),
+            selection,
             quantisation,
             timings: Timings {
                 emit: 0.0,
@@ -455,6 +476,10 @@ fn retrieval(
 /// Fine-tunes the receiver (and its hub encoder) on the objective; returns the steps taken.
 /// Epoch 0 learns from the training inputs (with the hub term, when on); each later epoch
 /// from the next synthetic set, or the training inputs again when there is none.
+///
+/// It trains on `rows.train` only; with a selection slice, it scores the receiver on it after
+/// every epoch, stops after `options.patience` epochs without a better state, and ends with
+/// the best state seen (the start included), reporting what it chose.
 #[allow(clippy::too_many_arguments)]
 fn fine_tune(
     options: &TransferOptions,
@@ -462,10 +487,11 @@ fn fine_tune(
     hub: Option<&HubSide>,
     knowledge: &Knowledge,
     train: &Dataset,
+    rows: &TrainingRows,
     outputs_agree: bool,
     before_epoch: &mut dyn FnMut(&mut TrainableGraph, usize) -> Result<()>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<usize> {
+) -> Result<(usize, Option<SelectionReport>)> {
     let objective = &options.objective;
     let (mut variables, mut rate_scales): (Vec<_>, Vec<_>) = receiver
         .graph
@@ -485,8 +511,17 @@ fn fine_tune(
         rate_scales.extend(std::iter::repeat_n(1.0, encoder.len()));
         variables.extend(encoder);
     }
-    let rows = train.len();
-    let total = options.epochs * rows.div_ceil(options.batch_size);
+    let sets = knowledge.header.synthetic_sets;
+    let epoch_rows: Vec<Vec<usize>> = (0..options.epochs)
+        .map(|epoch| {
+            let set = (epoch > 0 && sets > 0).then(|| (epoch - 1) % sets);
+            rows.trained_in(set, options.augmentation, knowledge.header.recipe.seed)
+        })
+        .collect();
+    let total = epoch_rows
+        .iter()
+        .map(|rows| rows.len().div_ceil(options.batch_size))
+        .sum();
     let optimizer = Optimizer::new(
         variables,
         OptimizerOptions {
@@ -501,15 +536,26 @@ fn fine_tune(
         },
     )
     .with_rate_scales(rate_scales)?;
-    let mut optimizer = match averaging(options.weight_averaging, total) {
+    let averaged_from = averaging(options.weight_averaging, total);
+    let mut optimizer = match averaged_from {
         Some((decay, from_step)) => optimizer.with_averaging(decay, from_step)?,
         None => optimizer,
     };
-    let sets = knowledge.header.synthetic_sets;
+    let score = |receiver: &ReceiverGraph, slice: &SelectionInputs| {
+        slice.score(receiver, objective, hub, outputs_agree)
+    };
+    let mut selection = rows
+        .selection
+        .as_ref()
+        .map(|slice| -> Result<_> {
+            let start = Snapshot::take(&receiver.graph)?;
+            let selector = Selector::new(slice.len(), score(receiver, slice)?, options.patience);
+            Ok((slice, selector, start, None::<Snapshot>))
+        })
+        .transpose()?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ ORDER_SEED);
-    let mut order: Vec<usize> = (0..rows).collect();
     let mut steps = 0;
-    for epoch in 0..options.epochs {
+    for (epoch, mut order) in epoch_rows.into_iter().enumerate() {
         before_epoch(&mut receiver.graph, epoch)?;
         let synthetic = if epoch == 0 || sets == 0 {
             None
@@ -530,33 +576,162 @@ fn fine_tune(
         };
         order.shuffle(&mut rng);
         for batch in order.chunks(options.batch_size) {
-            let hub_rows = hub_targets.map(|vectors| vectors.select(Axis(0), batch));
-            let batch_targets = Targets::new(
+            let (value, gradients) = step::gradients(
+                receiver,
                 objective,
-                targets.select(Axis(0), batch).view(),
-                hub_rows.as_ref().map(|rows| rows.view()),
-                outputs_agree,
-                receiver.graph.device(),
+                hub,
+                &StepBatch {
+                    inputs,
+                    targets,
+                    hub_targets,
+                    batch,
+                    outputs_agree,
+                },
             )?;
-            let (logits, features) = receiver.forward(&inputs.select_rows(batch))?;
-            let loss = objective
-                .loss(&logits, &features, hub, &batch_targets)
-                .map_err(Error::compute(FINE_TUNING))?;
-            let value = loss
-                .to_scalar::<f32>()
-                .map_err(Error::compute(FINE_TUNING))?;
             if !value.is_finite() {
                 return Err(Error::Diverged(format!(
                     "fine-tuning diverged at step {steps} (loss {value}); lower the learning rate"
                 )));
             }
-            optimizer.step(&loss.backward().map_err(Error::compute(FINE_TUNING))?)?;
+            optimizer.step(&gradients)?;
             steps += 1;
             progress(steps, total);
         }
+        if let Some((slice, selector, _, best)) = &mut selection {
+            if selector.offer(Candidate::Epoch(epoch + 1), score(receiver, slice)?) {
+                *best = Some(Snapshot::take(&receiver.graph)?);
+            }
+            if selector.should_stop() {
+                break;
+            }
+        }
     }
     optimizer.use_averages()?;
-    Ok(steps)
+    let Some((slice, mut selector, start, best)) = selection else {
+        return Ok((steps, None));
+    };
+    let averaged = averaged_from.is_some_and(|(_, from_step)| steps > from_step);
+    if averaged {
+        selector.offer(Candidate::Average, score(receiver, slice)?);
+    }
+    // The graph holds the end state; another choice is put back.
+    if selector.chosen() == Candidate::Start {
+        start.restore(&mut receiver.graph)?;
+    } else if !selector.keeps_end() {
+        best.expect("a trained state was chosen, so it was kept")
+            .restore(&mut receiver.graph)?;
+    }
+    Ok((steps, Some(selector.report(options.epochs))))
+}
+
+/// The training rows fine-tuning learns from, and the set-aside slice it chooses on.
+struct TrainingRows {
+    split: RowSplit,
+    selection: Option<SelectionInputs>,
+}
+
+impl TrainingRows {
+    /// Sets aside `options.selection_share` of `train` (seeded by `options.seed`) with the
+    /// knowledge's targets for those rows.
+    /// The rows trained on in an epoch on synthetic set `set` (`None`: the given inputs),
+    /// leaving out the synthetic inputs that copy values from a set-aside input: the receiver
+    /// never sees what it is chosen on.
+    fn trained_in(&self, set: Option<usize>, augmentation: Augmentation, seed: u64) -> Vec<usize> {
+        let rows = self.split.train.len() + self.split.selection.len();
+        let partners = set
+            .filter(|_| !self.split.selection.is_empty())
+            .and_then(|set| synthetic_partners(augmentation, seed, set, rows));
+        let Some(partners) = partners else {
+            return self.split.train.clone();
+        };
+        let mut set_aside = vec![false; rows];
+        for &row in &self.split.selection {
+            set_aside[row] = true;
+        }
+        self.split
+            .train
+            .iter()
+            .copied()
+            .filter(|&row| !set_aside[partners[row]])
+            .collect()
+    }
+
+    fn new(
+        options: &TransferOptions,
+        knowledge: &Knowledge,
+        train: &Dataset,
+        with_hub: bool,
+    ) -> Self {
+        let split = set_aside(train.len(), options.selection_share, options.seed);
+        let selection = (!split.selection.is_empty()).then(|| SelectionInputs {
+            inputs: train.inputs.select_rows(&split.selection),
+            targets: knowledge.train_targets.select(Axis(0), &split.selection),
+            hub: knowledge
+                .hub
+                .as_ref()
+                .filter(|_| with_hub)
+                .map(|vectors| vectors.train.select(Axis(0), &split.selection)),
+        });
+        Self { split, selection }
+    }
+}
+
+/// Set-aside inputs with the transmitter's soft targets and (with the hub term) hub vectors.
+struct SelectionInputs {
+    inputs: Tensor,
+    targets: Array2<f32>,
+    hub: Option<Array2<f32>>,
+}
+
+impl SelectionInputs {
+    /// Rows scored on: the hub term compares every row with the others of its group, so the
+    /// groups stay large.
+    const GROUP: usize = 256;
+
+    fn len(&self) -> usize {
+        self.targets.nrows()
+    }
+
+    /// How closely `receiver` follows the transmitter here: agreement of the top-1 classes
+    /// and the objective's loss (mean over groups of rows, weighted by their size).
+    fn score(
+        &self,
+        receiver: &ReceiverGraph,
+        objective: &Objective,
+        hub: Option<&HubSide>,
+        outputs_agree: bool,
+    ) -> Result<SelectionScore> {
+        let rows = self.len();
+        let mut logits = Vec::new();
+        let mut loss = 0.0;
+        for start in (0..rows).step_by(Self::GROUP) {
+            let group: Vec<usize> = (start..(start + Self::GROUP).min(rows)).collect();
+            let hub_rows = self.hub.as_ref().map(|hub| hub.select(Axis(0), &group));
+            let targets = Targets::new(
+                objective,
+                self.targets.select(Axis(0), &group).view(),
+                hub_rows.as_ref().map(|rows| rows.view()),
+                outputs_agree,
+                receiver.graph.device(),
+            )?;
+            let (group_logits, features) = receiver.forward(&self.inputs.select_rows(&group))?;
+            let group_loss = objective
+                .loss(&group_logits.detach(), &features.detach(), hub, &targets)
+                .and_then(|loss| loss.to_scalar::<f32>())
+                .map_err(Error::compute(FINE_TUNING))?;
+            loss += f64::from(group_loss) * group.len() as f64 / rows as f64;
+            logits.push(to_matrix(&group_logits.detach())?);
+        }
+        let agreement = if outputs_agree {
+            let views: Vec<_> = logits.iter().map(|part| part.view()).collect();
+            let logits = ndarray::concatenate(Axis(0), &views)
+                .map_err(|error| Error::Shape(error.to_string()))?;
+            Some(metrics::top1_agreement(self.targets.view(), logits.view())?)
+        } else {
+            None
+        };
+        Ok(SelectionScore { agreement, loss })
+    }
 }
 
 /// What fine-tuning on the grid shares with the float fine-tuning before it.
@@ -565,6 +740,7 @@ struct Tuning<'a> {
     hub: Option<&'a HubSide>,
     knowledge: &'a Knowledge,
     train: &'a Dataset,
+    rows: &'a TrainingRows,
     outputs_agree: bool,
 }
 
@@ -581,20 +757,17 @@ fn quantise_receiver(
 ) -> Result<(OnnxModel, QuantisationReport)> {
     let started = Instant::now();
     let plan = quantise::plan_for(float, receiver.plan, aware)?;
-    let integer = aware.quantisation.precision.is_integer();
-    let mut grids = if integer {
+    if aware.quantisation.precision.is_integer() {
         quantise::calibrate(
             &mut receiver.graph,
             &plan,
             &aware.quantisation,
             &tuning.train.inputs,
-        )?
-    } else {
-        Default::default()
-    };
+        )?;
+    }
     let epochs = aware.training_epochs();
-    let steps = if epochs == 0 {
-        0
+    let (steps, selection) = if epochs == 0 {
+        (0, None)
     } else {
         let options = TransferOptions {
             epochs,
@@ -608,15 +781,11 @@ fn quantise_receiver(
             tuning.hub,
             tuning.knowledge,
             tuning.train,
+            tuning.rows,
             tuning.outputs_agree,
             &mut |graph, epoch| {
                 if epoch > 0 && epoch < calibrating {
-                    grids = quantise::calibrate(
-                        graph,
-                        &plan,
-                        &aware.quantisation,
-                        &tuning.train.inputs,
-                    )?;
+                    quantise::calibrate(graph, &plan, &aware.quantisation, &tuning.train.inputs)?;
                 }
                 Ok(())
             },
@@ -630,6 +799,7 @@ fn quantise_receiver(
         )?
     };
     let latent = receiver.graph.trained_model()?;
+    let grids = receiver.graph.fake_quantisation().activations.clone();
     receiver.graph.set_fake_quantisation(Default::default())?;
     let quantised = tessera_quant::export::export_with(
         &latent,
@@ -643,7 +813,7 @@ fn quantise_receiver(
     } else {
         Some(quantise::dequantised_twin(&latent, &plan)?)
     };
-    let report = quantise::measure(
+    let mut report = quantise::measure(
         float,
         &quantised,
         twin.as_ref(),
@@ -653,13 +823,47 @@ fn quantise_receiver(
         (epochs, steps),
         started,
     )?;
+    report.selection = selection;
     let quantised = quantise::with_summary(&quantised, &report.summary())?;
     Ok((quantised, report))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::averaging;
+    use super::*;
+
+    #[test]
+    fn no_input_trained_on_copies_from_the_set_aside_ones() {
+        let rows = TrainingRows {
+            split: set_aside(200, 0.1, 3),
+            selection: None,
+        };
+        let selection = &rows.split.selection;
+        assert_eq!(
+            rows.trained_in(None, Augmentation::Mix, 7),
+            rows.split.train
+        );
+        let partners = synthetic_partners(Augmentation::Mix, 7, 2, 200).unwrap();
+        let trained = rows.trained_in(Some(2), Augmentation::Mix, 7);
+        assert!(trained.iter().all(|row| !selection.contains(row)));
+        assert!(trained
+            .iter()
+            .all(|row| !selection.contains(&partners[*row])));
+        // Only the rows that copy from a set-aside one are left out.
+        let copying = rows
+            .split
+            .train
+            .iter()
+            .filter(|row| selection.contains(&partners[**row]))
+            .count();
+        assert!(copying > 0);
+        assert_eq!(trained.len() + copying, rows.split.train.len());
+        // Fresh samples copy nothing.
+        assert_eq!(
+            rows.trained_in(Some(2), Augmentation::SampleDomain, 7),
+            rows.split.train
+        );
+    }
 
     #[test]
     fn the_weight_average_spans_the_last_five_horizons() {

@@ -14,6 +14,7 @@ use super::measure::Observed;
 use super::options::{Augmentation, TransferOptions};
 use super::report::ModelSummary;
 use super::{check_single_input, deepest, first_output, Participant, OBSERVE_BATCH};
+use crate::backend::Backend;
 use crate::capture::{CaptureOptions, Capturer};
 use crate::pooling::pool;
 use crate::uhs::HubEncoder;
@@ -137,6 +138,69 @@ pub(super) fn log_softmax_rows(logits: ArrayView2<f32>, temperature: f64) -> Arr
     out
 }
 
+/// The transmitter's soft targets on synthetic sets `0..sets` of `train`. tract runs on the
+/// calling thread, so with tract the sets are shared among one executor per core; ONNX
+/// Runtime spreads each operator over the cores itself.
+fn synthetic_targets(
+    transmitter: &Participant,
+    options: &TransferOptions,
+    train: &Dataset,
+    sets: usize,
+) -> Result<Vec<Array2<f32>>> {
+    let workers = match options.executor.backend {
+        Backend::Tract => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+        _ => 1,
+    }
+    .clamp(1, sets.max(1));
+    let work = |worker: usize| -> Result<Vec<(usize, Array2<f32>)>> {
+        let output = vec![first_output(transmitter.model())?];
+        let mut capturer = Capturer::new(
+            transmitter.model(),
+            &output,
+            &CaptureOptions {
+                executor: options.executor,
+                batch_size: OBSERVE_BATCH,
+            },
+        )?;
+        (worker..sets)
+            .step_by(workers)
+            .map(|set| {
+                let made =
+                    synthetic_inputs(options.augmentation, options.seed, set, &train.inputs)?
+                        .ok_or_else(|| Error::InvalidOption("no synthetic inputs".into()))?;
+                let dataset = Dataset::new(made, None, train.source.clone())?;
+                let captured = capturer.run(&dataset, &mut |_| {})?;
+                let logits = captured.tensors[0]
+                    .as_f32()
+                    .and_then(|logits| logits.view().into_dimensionality().ok())
+                    .ok_or_else(|| {
+                        Error::Shape(
+                            "the transmitter's output is not float32 [batch, classes]".into(),
+                        )
+                    })?;
+                Ok((set, log_softmax_rows(logits, options.objective.temperature)))
+            })
+            .collect()
+    };
+    let mut targets: Vec<(usize, Array2<f32>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..workers)
+            .map(|worker| scope.spawn(move || work(worker)))
+            .collect();
+        let mut targets = work(0)?;
+        for handle in handles {
+            // A panic in a worker is the same bug it would be on this thread.
+            targets.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+            );
+        }
+        Ok::<_, Error>(targets)
+    })?;
+    targets.sort_by_key(|(set, _)| *set);
+    Ok(targets.into_iter().map(|(_, set)| set).collect())
+}
+
 impl<'m> Emitter<'m> {
     /// An emitter for `transmitter` with the default recipe and no hub vectors.
     pub fn new(transmitter: Participant<'m>) -> Self {
@@ -211,16 +275,7 @@ impl<'m> Emitter<'m> {
             Augmentation::None => 0,
             _ => options.epochs.saturating_sub(1),
         };
-        let mut synthetic = Vec::with_capacity(synthetic_sets);
-        for set in 0..synthetic_sets {
-            let made = synthetic_inputs(options.augmentation, options.seed, set, &train.inputs)?
-                .ok_or_else(|| Error::InvalidOption("no synthetic inputs".into()))?;
-            let dataset = Dataset::new(made, None, train.source.clone())?;
-            synthetic.push(log_softmax_rows(
-                runner.observe(&dataset)?.logits.view(),
-                temperature,
-            ));
-        }
+        let synthetic = synthetic_targets(&self.transmitter, options, &train, synthetic_sets)?;
         let classes = tx_train.logits.ncols();
         let synthetic_targets = if synthetic.is_empty() {
             Array2::zeros((0, classes))

@@ -26,10 +26,8 @@ fn mix_array<T: Copy>(array: &ArrayD<T>, rng: &mut ChaCha8Rng) -> Result<ArrayD<
             array.shape()
         )));
     }
-    let rows = array.len_of(Axis(0));
     let length = array.len_of(Axis(1));
-    let mut partners: Vec<usize> = (0..rows).collect();
-    partners.shuffle(rng);
+    let partners = mix_partners(array.len_of(Axis(0)), rng);
     let mut mixed = array.clone();
     for (row, &partner) in partners.iter().enumerate() {
         let start = rng.random_range(0..length);
@@ -43,6 +41,14 @@ fn mix_array<T: Copy>(array: &ArrayD<T>, rng: &mut ChaCha8Rng) -> Result<ArrayD<
         }
     }
     Ok(mixed)
+}
+
+/// The row each row of [`mix`] takes its span from, drawn first from `rng`: a generator
+/// seeded as `mix`'s was gives the partners of the inputs `mix` made with it.
+pub fn mix_partners(rows: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let mut partners: Vec<usize> = (0..rows).collect();
+    partners.shuffle(rng);
+    partners
 }
 
 /// As many new inputs as `inputs` holds, each element drawn uniformly from the range of values
@@ -111,7 +117,14 @@ mod tests {
         }
         assert!(changed > 0);
         let again = mix(&original, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-        assert_eq!(again, Tensor::I64(mixed));
+        assert_eq!(again, Tensor::I64(mixed.clone()));
+        // Every copied value comes from the row's partner, drawn as `mix` drew it.
+        let partners = mix_partners(6, &mut ChaCha8Rng::seed_from_u64(1));
+        for ((index, &value), &before) in mixed.indexed_iter().zip(given) {
+            if value != before {
+                assert_eq!(value / 100, partners[index[0]] as i64);
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::inputs::{mix, sample_domain};
+use super::inputs::{mix, mix_partners, sample_domain};
 use super::options::{Augmentation, TransferOptions};
 use super::report::ModelSummary;
 use crate::{Error, Result};
@@ -146,12 +146,28 @@ pub fn synthetic_inputs(
     set: usize,
     train: &Tensor,
 ) -> Result<Option<Tensor>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SYNTHETIC_SEED ^ set as u64);
+    let mut rng = synthetic_rng(seed, set);
     Ok(match augmentation {
         Augmentation::None => None,
         Augmentation::Mix => Some(mix(train, &mut rng)?),
         Augmentation::SampleDomain => Some(sample_domain(train, &mut rng)?),
     })
+}
+
+/// For each row of synthetic set `set` (of `rows` training inputs), the other training input
+/// it copies values from, when the augmentation copies any (mixing).
+pub fn synthetic_partners(
+    augmentation: Augmentation,
+    seed: u64,
+    set: usize,
+    rows: usize,
+) -> Option<Vec<usize>> {
+    (augmentation == Augmentation::Mix).then(|| mix_partners(rows, &mut synthetic_rng(seed, set)))
+}
+
+/// The generator synthetic set `set` is drawn with.
+fn synthetic_rng(seed: u64, set: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ SYNTHETIC_SEED ^ set as u64)
 }
 
 /// The transmitter's unit-norm hub vectors of the training and held-out inputs.

@@ -38,6 +38,8 @@ mod options;
 mod quantise;
 mod release;
 mod report;
+mod selection;
+mod step;
 mod token;
 
 use ndarray::ArrayView2;
@@ -51,10 +53,10 @@ use crate::{Error, Result};
 
 pub use absorb::Absorber;
 pub use emit::{Emitter, Reference};
-pub use inputs::{mix, sample_domain};
+pub use inputs::{mix, mix_partners, sample_domain};
 pub use knowledge::{
-    hold_out, synthetic_inputs, HubVectors, InputFingerprint, Knowledge, KnowledgeHeader, Split,
-    TransmitterSummary,
+    hold_out, synthetic_inputs, synthetic_partners, HubVectors, InputFingerprint, Knowledge,
+    KnowledgeHeader, Split, TransmitterSummary,
 };
 pub use measure::{fidelity, DepthCka, Fidelity, Observed};
 pub use objective::Objective;
@@ -65,6 +67,9 @@ pub use quantise::{
 };
 pub use release::KnowledgePrivacy;
 pub use report::{ModelSummary, Timings, TransferReport};
+pub use selection::{
+    Candidate, SelectionOutcome, SelectionReport, SelectionScore, MIN_SELECTION_INPUTS,
+};
 pub use token::{KNOWLEDGE_FORMAT, KNOWLEDGE_KEY};
 
 /// Samples per batch when running a model only to observe it.
@@ -196,6 +201,13 @@ fn check_recipe(options: &TransferOptions) -> Result<()> {
         return Err(Error::InvalidOption(format!(
             "the weight-averaging horizon is a share of the fine-tuning steps between 0 (off) \
              and 1, not {share}"
+        )));
+    }
+    let selection = options.selection_share;
+    if !(0.0..0.5).contains(&selection) {
+        return Err(Error::InvalidOption(format!(
+            "the selection share is the share of the training inputs set aside to choose the \
+             best state, from 0 (off) up to 0.5, not {selection}"
         )));
     }
     let scale = options.embedding_rate_scale;

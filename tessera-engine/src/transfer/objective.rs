@@ -105,19 +105,43 @@ impl Objective {
         hub_side: Option<&HubSide>,
         targets: &Targets,
     ) -> candle_core::Result<Tensor> {
-        let mut total = Tensor::zeros((), logits.dtype(), logits.device())?;
-        if let Some((probs, log_probs)) = &targets.outputs {
-            let receiver = log_softmax_last(&(logits / self.temperature)?)?;
-            let rows = logits.dim(0)? as f64;
-            let kl = (probs * (log_probs - receiver)?)?.sum_all()?;
-            let scale = self.output_weight * self.temperature * self.temperature / rows;
-            total = (total + (kl * scale)?)?;
+        let outputs = self.output_term(logits, targets.outputs.as_ref(), logits.dim(0)?)?;
+        match self.hub_term(features, hub_side, targets.hub.as_ref())? {
+            Some(hub) => outputs + hub,
+            None => Ok(outputs),
         }
-        if let (Some(hub), Some(hub_side)) = (&targets.hub, hub_side) {
-            let receiver = normalise_rows(&hub_side.encode(features)?)?;
-            let alignment = info_nce(&receiver, hub, hub_side.temperature())?;
-            total = (total + (alignment * self.hub_weight)?)?;
-        }
-        Ok(total)
+    }
+
+    /// The output-matching term of rows `logits` of a batch of `batch_rows` rows (a part of a
+    /// batch contributes its share of the batch's mean): w·T²·KL summed over the rows, over
+    /// `batch_rows`. Zero without output targets.
+    pub(super) fn output_term(
+        &self,
+        logits: &Tensor,
+        targets: Option<&(Tensor, Tensor)>,
+        batch_rows: usize,
+    ) -> candle_core::Result<Tensor> {
+        let Some((probs, log_probs)) = targets else {
+            return Tensor::zeros((), logits.dtype(), logits.device());
+        };
+        let receiver = log_softmax_last(&(logits / self.temperature)?)?;
+        let kl = (probs * (log_probs - receiver)?)?.sum_all()?;
+        kl * (self.output_weight * self.temperature * self.temperature / batch_rows as f64)
+    }
+
+    /// The hub-alignment term of a whole batch's `features` against the transmitter's `hub`
+    /// vectors, when both it and `hub_side` are given.
+    pub(super) fn hub_term(
+        &self,
+        features: &Tensor,
+        hub_side: Option<&HubSide>,
+        hub: Option<&Tensor>,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let (Some(hub), Some(hub_side)) = (hub, hub_side) else {
+            return Ok(None);
+        };
+        let receiver = normalise_rows(&hub_side.encode(features)?)?;
+        let alignment = info_nce(&receiver, hub, hub_side.temperature())?;
+        Ok(Some((alignment * self.hub_weight)?))
     }
 }

@@ -93,6 +93,17 @@ pub struct TransferOptions {
     /// somewhere in the noise around the minimum; the average of the last tenth of the steps
     /// lands nearer it.
     pub weight_averaging: f64,
+    /// Share of the training inputs set aside to choose the state fine-tuning ends with: the
+    /// receiver never trains on them; after each epoch it is scored on them against the
+    /// transmitter, and the best state is kept, the start included (0 turns selection off and
+    /// the receiver ends with the schedule's last state). At least 16 inputs are set aside,
+    /// and none when that would take over half of them.
+    #[serde(default = "default_selection_share")]
+    pub selection_share: f64,
+    /// Epochs without a better state on the selection inputs after which fine-tuning stops
+    /// early (0: run every epoch).
+    #[serde(default = "default_patience")]
+    pub patience: usize,
     /// Seed of everything random: hub initialisation, batch order, augmentation.
     pub seed: u64,
     /// The executor that runs the transmitter.
@@ -116,9 +127,21 @@ impl Default for TransferOptions {
             embedding_rate_scale: 10.0,
             cosine_decay: false,
             weight_averaging: 0.1,
+            selection_share: default_selection_share(),
+            patience: default_patience(),
             seed: 0,
             executor: ExecutorOptions::default(),
             device: TrainingDevice::Cpu,
         }
     }
+}
+
+/// [`TransferOptions::selection_share`]'s default, also for recipes written before it existed.
+fn default_selection_share() -> f64 {
+    0.1
+}
+
+/// [`TransferOptions::patience`]'s default, also for recipes written before it existed.
+fn default_patience() -> usize {
+    0
 }

@@ -23,6 +23,7 @@ use tessera_tensor::tensor::Tensor;
 use tessera_train::{FakeQuantisation, TrainableGraph, WeightGrid};
 
 use super::measure::{fidelity, Fidelity, Observed};
+use super::selection::SelectionReport;
 use super::{first_output, OBSERVE_BATCH};
 use crate::backend::{self, ExecutorOptions};
 use crate::capture::{CaptureOptions, Capturer};
@@ -184,6 +185,8 @@ pub struct QuantisationReport {
     pub measured_on: String,
     /// Inference time, float against quantised (absent when the executor cannot run the file).
     pub inference: Option<InferenceTiming>,
+    /// Which state of the fine-tuning on the grid was kept (with a selection slice).
+    pub selection: Option<SelectionReport>,
     /// Seconds spent on the grid: calibration, fine-tuning, export and measurement.
     pub seconds: f64,
 }
@@ -598,6 +601,7 @@ pub(super) fn measure(
                 .into(),
             None => "the exported file".into(),
         },
+        selection: None,
         inference,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -7,6 +7,7 @@ use super::measure::Fidelity;
 use super::objective::Objective;
 use super::options::Augmentation;
 use super::quantise::QuantisationReport;
+use super::selection::SelectionReport;
 use super::Participant;
 use crate::uhs::{HubOptions, HubReport};
 use tessera_train::TrainingDevice;
@@ -111,6 +112,9 @@ pub struct TransferReport {
     pub hub_retrieval: Option<f64>,
     /// Held-out round-trip error of the receiver's hub side after hub training.
     pub hub_round_trip_error: Option<f64>,
+    /// Which state of the fine-tuning was kept, and whether it improved on the start (with a
+    /// selection slice).
+    pub selection: Option<SelectionReport>,
     /// What quantising the receiver did (ModeAQ only).
     pub quantisation: Option<QuantisationReport>,
     /// Where the time went.
