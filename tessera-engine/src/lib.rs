@@ -21,6 +21,7 @@ pub mod capture;
 pub mod chain;
 pub mod config;
 mod error;
+mod parallel;
 pub mod plugin;
 pub mod pooling;
 pub mod transfer;

@@ -16,6 +16,7 @@ use super::report::ModelSummary;
 use super::{check_single_input, deepest, first_output, Participant, OBSERVE_BATCH};
 use crate::backend::Backend;
 use crate::capture::{CaptureOptions, Capturer};
+use crate::parallel::in_parallel;
 use crate::pooling::pool;
 use crate::uhs::HubEncoder;
 use crate::{Error, Result};
@@ -182,21 +183,11 @@ fn synthetic_targets(
             })
             .collect()
     };
-    let mut targets: Vec<(usize, Array2<f32>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..workers)
-            .map(|worker| scope.spawn(move || work(worker)))
-            .collect();
-        let mut targets = work(0)?;
-        for handle in handles {
-            // A panic in a worker is the same bug it would be on this thread.
-            targets.extend(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-            );
-        }
-        Ok::<_, Error>(targets)
-    })?;
+    let worker_ids: Vec<usize> = (0..workers).collect();
+    let mut targets: Vec<(usize, Array2<f32>)> = in_parallel(&worker_ids, |&worker| work(worker))?
+        .into_iter()
+        .flatten()
+        .collect();
     targets.sort_by_key(|(set, _)| *set);
     Ok(targets.into_iter().map(|(_, set)| set).collect())
 }

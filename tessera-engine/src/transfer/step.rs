@@ -16,6 +16,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use super::absorb::ReceiverGraph;
 use super::objective::{Objective, Targets};
 use super::FINE_TUNING;
+use crate::parallel::in_parallel;
 use crate::uhs::HubSide;
 use crate::{Error, Result};
 use tessera_tensor::tensor::Tensor;
@@ -135,30 +136,6 @@ pub(super) fn gradients(
     Ok((loss, merged.expect("a batch has at least one shard")))
 }
 
-/// `work` on every item, the first on this thread and the others on threads of their own.
-fn in_parallel<I: Sync, T: Send>(
-    items: &[I],
-    work: impl Fn(&I) -> Result<T> + Sync,
-) -> Result<Vec<T>> {
-    std::thread::scope(|scope| {
-        let work = &work;
-        let others: Vec<_> = items[1..]
-            .iter()
-            .map(|item| scope.spawn(move || work(item)))
-            .collect();
-        let mut results = vec![work(&items[0])?];
-        for handle in others {
-            // A panic in a worker is the same bug it would be on this thread.
-            results.push(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-            );
-        }
-        Ok(results)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,21 +236,13 @@ mod tests {
                 expected.get(var.as_tensor()).unwrap(),
                 sharded.get(var.as_tensor()).unwrap(),
             );
-            let scale = a
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let difference = (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let largest = |t: &GraphTensor| {
+                t.abs()
+                    .and_then(|t| t.max_all())
+                    .and_then(|t| t.to_scalar::<f32>())
+                    .unwrap()
+            };
+            let (scale, difference) = (largest(a), largest(&(a - b).unwrap()));
             assert!(
                 difference <= 1e-4 * scale.max(1e-3),
                 "gradient differs by {difference} (scale {scale})"
