@@ -96,6 +96,11 @@ pub enum Error {
         message: String,
     },
 
+    /// The caller stopped the work from its progress callback (an interrupt, a closed
+    /// client); nothing was written.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+
     /// An execution backend failed or is unavailable.
     #[error("{backend}: {message}")]
     Backend {
@@ -106,7 +111,49 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, for callers that branch on it: the Python package's
+/// exception classes and the C API's status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An option out of range, or options that contradict each other.
+    InvalidArgument,
+    /// A token that is malformed, tampered with, or fails authentication.
+    Token,
+    /// A model that is malformed, unsupported, or that no adapter can read.
+    Model,
+    /// Inputs, labels or tensors that are malformed or do not fit.
+    Data,
+    /// A transfer refused or failed: knowledge that does not fit, a diverged loss, a refused
+    /// privacy budget, a failed backend.
+    Transfer,
+    /// The operating system refused a read or write.
+    Io,
+    /// The caller stopped the work.
+    Cancelled,
+}
+
 impl Error {
+    /// The kind of this failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Tbf(_) => ErrorKind::Token,
+            Error::Model(_) | Error::Plugin { .. } | Error::Quantisation(_) => ErrorKind::Model,
+            Error::Data(_) | Error::Shape(_) => ErrorKind::Data,
+            Error::InvalidOption(_) | Error::Config { .. } | Error::Zoo { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            Error::Io(_) => ErrorKind::Io,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Train(_)
+            | Error::Metrics(_)
+            | Error::Privacy(_)
+            | Error::Diverged(_)
+            | Error::KnowledgeMismatch(_)
+            | Error::Serialize { .. }
+            | Error::Backend { .. } => ErrorKind::Transfer,
+        }
+    }
+
     /// Wraps a candle error of the hub or the transfer with what was being computed (as the
     /// trainable graph's [`tessera_train::Error::Compute`]).
     pub fn compute(context: &'static str) -> impl Fn(candle_core::Error) -> Error {

@@ -28,4 +28,4 @@ pub mod transfer;
 pub mod uhs;
 pub mod zoo;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};

@@ -113,6 +113,21 @@ pub struct ExecutorOptions {
     pub threads: Option<usize>,
 }
 
+impl ExecutorOptions {
+    /// `backend` on `device`, with the runtime's own thread count; tract always runs on the
+    /// CPU, so it ignores `device`.
+    pub fn of(backend: Backend, device: Device) -> Self {
+        Self {
+            backend,
+            device: match backend {
+                Backend::Tract => Device::Cpu,
+                _ => device,
+            },
+            threads: None,
+        }
+    }
+}
+
 /// A model ready to run: one input batch in, the requested tensors out.
 pub trait Executor {
     /// The engine and device, e.g. `tract (CPU)`.

@@ -235,7 +235,7 @@ impl<'m> Absorber<'m> {
         train: &Dataset,
         validation: &Dataset,
     ) -> Result<TransferOutcome> {
-        self.absorb_with(knowledge, train, validation, None, &mut |_| {})
+        self.absorb_with(knowledge, train, validation, None, &mut |_| Ok(()))
     }
 
     /// [`absorb`](Self::absorb), telling `progress` where it is.
@@ -244,7 +244,7 @@ impl<'m> Absorber<'m> {
         knowledge: &Knowledge,
         train: &Dataset,
         validation: &Dataset,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut dyn FnMut(Progress) -> Result<()>,
     ) -> Result<TransferOutcome> {
         self.absorb_with(knowledge, train, validation, None, progress)
     }
@@ -257,7 +257,7 @@ impl<'m> Absorber<'m> {
         train: &Dataset,
         validation: &Dataset,
         local_view: Option<Observed>,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut dyn FnMut(Progress) -> Result<()>,
     ) -> Result<TransferOutcome> {
         let started = Instant::now();
         knowledge.validate()?;
@@ -278,16 +278,17 @@ impl<'m> Absorber<'m> {
             options.hub.seed = seed;
         }
         check_recipe(&options)?;
-        let report_phase = |progress: &mut dyn FnMut(Progress), phase, done, total| {
-            progress(Progress { phase, done, total })
-        };
+        let report_phase =
+            |progress: &mut dyn FnMut(Progress) -> Result<()>, phase, done, total| {
+                progress(Progress { phase, done, total })
+            };
 
-        report_phase(progress, Phase::Capture, 0, 2);
+        report_phase(progress, Phase::Capture, 0, 2)?;
         let mut receiver = ReceiverGraph::new(&self.receiver, options.device.open()?)?;
         let rx_train = receiver.observe(&train.inputs)?;
-        report_phase(progress, Phase::Capture, 1, 2);
+        report_phase(progress, Phase::Capture, 1, 2)?;
         let rx_validation_before = receiver.observe(&validation.inputs)?;
-        report_phase(progress, Phase::Capture, 2, 2);
+        report_phase(progress, Phase::Capture, 2, 2)?;
         let capture_seconds = started.elapsed().as_secs_f64();
 
         let outputs_agree = rx_train.logits.ncols() == header.transmitter.output_width;
@@ -356,7 +357,7 @@ impl<'m> Absorber<'m> {
         let fine_tune_seconds = tune_started.elapsed().as_secs_f64();
 
         let measure_started = Instant::now();
-        report_phase(progress, Phase::Measure, 0, 1);
+        report_phase(progress, Phase::Measure, 0, 1)?;
         let rx_validation_after = receiver.observe(&validation.inputs)?;
         let tx_validation = transmitter_view(knowledge, local_view);
         let labels = validation.labels.as_ref();
@@ -382,7 +383,7 @@ impl<'m> Absorber<'m> {
         } else {
             receiver.graph.trained_model()?
         };
-        report_phase(progress, Phase::Measure, 1, 1);
+        report_phase(progress, Phase::Measure, 1, 1)?;
         let measure_seconds = measure_started.elapsed().as_secs_f64();
 
         let quantised = self
@@ -490,7 +491,7 @@ fn fine_tune(
     rows: &TrainingRows,
     outputs_agree: bool,
     before_epoch: &mut dyn FnMut(&mut TrainableGraph, usize) -> Result<()>,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(usize, usize) -> Result<()>,
 ) -> Result<(usize, Option<SelectionReport>)> {
     let objective = &options.objective;
     let (mut variables, mut rate_scales): (Vec<_>, Vec<_>) = receiver
@@ -595,7 +596,7 @@ fn fine_tune(
             }
             optimizer.step(&gradients)?;
             steps += 1;
-            progress(steps, total);
+            progress(steps, total)?;
         }
         if let Some((slice, selector, _, best)) = &mut selection {
             if selector.offer(Candidate::Epoch(epoch + 1), score(receiver, slice)?) {
@@ -753,7 +754,7 @@ fn quantise_receiver(
     aware: &QuantisationAware,
     tuning: &Tuning,
     what: &Measurement,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress) -> Result<()>,
 ) -> Result<(OnnxModel, QuantisationReport)> {
     let started = Instant::now();
     let plan = quantise::plan_for(float, receiver.plan, aware)?;

@@ -104,6 +104,10 @@ pub enum Split {
     Separate,
 }
 
+/// The share of the reference inputs held out to measure on when no separate held-out inputs
+/// are given.
+pub const DEFAULT_HOLD_OUT: f64 = 0.2;
+
 /// `inputs` divided into training and held-out inputs: a shuffle seeded by `seed` picks
 /// round(`share` · N) of them (at least one, and one fewer than all) to hold out.
 pub fn hold_out(inputs: &Dataset, share: f64, seed: u64) -> Result<(Dataset, Dataset)> {

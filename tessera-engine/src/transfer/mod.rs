@@ -56,7 +56,7 @@ pub use emit::{Emitter, Reference};
 pub use inputs::{mix, mix_partners, sample_domain};
 pub use knowledge::{
     hold_out, synthetic_inputs, synthetic_partners, HubVectors, InputFingerprint, Knowledge,
-    KnowledgeHeader, Split, TransmitterSummary,
+    KnowledgeHeader, Split, TransmitterSummary, DEFAULT_HOLD_OUT,
 };
 pub use measure::{fidelity, DepthCka, Fidelity, Observed};
 pub use objective::Objective;
@@ -88,6 +88,19 @@ pub enum Phase {
     QuantisationAware,
     /// Measuring on held-out inputs.
     Measure,
+}
+
+impl Phase {
+    /// The phase in a word or two, for progress displays.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Capture => "capture",
+            Phase::Hub => "hub",
+            Phase::FineTune => "fine-tune",
+            Phase::QuantisationAware => "on the grid",
+            Phase::Measure => "measure",
+        }
+    }
 }
 
 /// Where a transfer is: `done` of `total` units of `phase`.
@@ -304,7 +317,7 @@ impl<'m> ModeATransfer<'m> {
     /// `validation` the held-out inputs every figure is measured on (its labels only score).
     pub fn execute(&self, train: &Dataset, validation: &Dataset) -> Result<TransferOutcome> {
         Ok(self
-            .execute_with_progress(train, validation, &mut |_| {})?
+            .execute_with_progress(train, validation, &mut |_| Ok(()))?
             .0)
     }
 
@@ -314,7 +327,7 @@ impl<'m> ModeATransfer<'m> {
         &self,
         train: &Dataset,
         validation: &Dataset,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut dyn FnMut(Progress) -> Result<()>,
     ) -> Result<(TransferOutcome, Knowledge)> {
         check_recipe(&self.options)?;
         check_single_input(&self.receiver, &[train, validation])?;
@@ -322,7 +335,7 @@ impl<'m> ModeATransfer<'m> {
             phase: Phase::Capture,
             done: 0,
             total: 2,
-        });
+        })?;
         let emission = Emitter::new(self.transmitter.clone())
             .options(self.options)
             .hub_vectors(self.options.objective.hub_weight > 0.0)

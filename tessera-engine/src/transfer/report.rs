@@ -7,7 +7,7 @@ use super::measure::Fidelity;
 use super::objective::Objective;
 use super::options::Augmentation;
 use super::quantise::QuantisationReport;
-use super::selection::SelectionReport;
+use super::selection::{SelectionOutcome, SelectionReport};
 use super::Participant;
 use crate::uhs::{HubOptions, HubReport};
 use tessera_train::TrainingDevice;
@@ -119,4 +119,14 @@ pub struct TransferReport {
     pub quantisation: Option<QuantisationReport>,
     /// Where the time went.
     pub timings: Timings,
+}
+
+impl TransferReport {
+    /// Whether fine-tuning found nothing better than the start on the selection inputs, so
+    /// the receiver returned is the one given.
+    pub fn no_improvement(&self) -> bool {
+        self.selection
+            .as_ref()
+            .is_some_and(|selection| selection.outcome == SelectionOutcome::NoImprovement)
+    }
 }

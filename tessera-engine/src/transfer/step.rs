@@ -189,7 +189,7 @@ mod tests {
             to_matrix(&features.detach()).unwrap().view(),
             &options,
             &Device::Cpu,
-            &mut |_| {},
+            &mut |_| Ok(()),
         )
         .unwrap();
         let objective = Objective::FULL;

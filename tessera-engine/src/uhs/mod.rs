@@ -263,7 +263,7 @@ pub fn train_hub(
     receiver: ArrayView2<f32>,
     options: &HubOptions,
     device: &Device,
-    progress: &mut dyn FnMut(usize),
+    progress: &mut dyn FnMut(usize) -> Result<()>,
 ) -> Result<(HubSide, HubReport)> {
     let started = Instant::now();
     check_features(transmitter_hub, "transmitter")?;
@@ -339,7 +339,7 @@ pub fn train_hub(
             report.alignment_loss = alignment_sum / f64::from(batches);
             report.reconstruction_loss = reconstruction_sum / f64::from(batches);
         }
-        progress(epoch);
+        progress(epoch)?;
     }
     if !report.alignment_loss.is_finite() && options.epochs > 0 {
         return Err(Error::Diverged(
@@ -369,8 +369,10 @@ mod tests {
     ) -> (Array2<f32>, HubSide, HubReport) {
         let transmitter = HubEncoder::transmitter(tx.view(), options, &Device::Cpu).unwrap();
         let tx_hub = transmitter.embed_array(tx.view()).unwrap();
-        let (hub, report) =
-            train_hub(tx_hub.view(), rx.view(), options, &Device::Cpu, &mut |_| {}).unwrap();
+        let (hub, report) = train_hub(tx_hub.view(), rx.view(), options, &Device::Cpu, &mut |_| {
+            Ok(())
+        })
+        .unwrap();
         (tx_hub, hub, report)
     }
 
@@ -423,10 +425,12 @@ mod tests {
         let mut bad = good.clone();
         bad[[3, 1]] = f32::NAN;
         let options = HubOptions::default();
-        let message = train_hub(good.view(), bad.view(), &options, &Device::Cpu, &mut |_| {})
-            .err()
-            .unwrap()
-            .to_string();
+        let message = train_hub(good.view(), bad.view(), &options, &Device::Cpu, &mut |_| {
+            Ok(())
+        })
+        .err()
+        .unwrap()
+        .to_string();
         assert!(message.contains("NaN"), "{message}");
         let short = random(5, 4, 8);
         assert!(train_hub(
@@ -434,7 +438,7 @@ mod tests {
             short.view(),
             &options,
             &Device::Cpu,
-            &mut |_| {}
+            &mut |_| Ok(())
         )
         .is_err());
     }
