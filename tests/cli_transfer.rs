@@ -355,7 +355,7 @@ fn the_builder_transfers_between_dynamo_exports_with_external_weights() {
         .epochs(2)
         .augmentation(Augmentation::SampleDomain)
         .seed(3)
-        .execute_with_progress(&train, &validation, &mut |_| {})
+        .execute_with_progress(&train, &validation, &mut |_| Ok(()))
         .unwrap();
     let report = &outcome.report;
     assert_eq!(report.receiver.family, "lstm");

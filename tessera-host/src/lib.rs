@@ -18,6 +18,8 @@
 //!   (`tessera-quant`).
 //! - [`capture`], [`zoo`], [`config`], [`plugin`], [`pooling`], [`chain`], [`uhs`],
 //!   [`transfer`] — the engine (`tessera-engine`): capture, plugins, the hub and Mode A.
+//! - [`jobs`] — whole jobs as the CLI, the Python package, the C API and the MCP server run
+//!   them: a transfer with its token, inspection, capture.
 //! - `bench` — benchmark reports (`tessera-bench`, with the `bench` feature).
 //!
 //! Cargo features: `ort` (the ONNX Runtime executor), `cuda` (training on NVIDIA GPUs),
@@ -43,6 +45,8 @@ pub use tessera_tbf as tbf;
 pub use tessera_tensor::{array_io, dataset, tensor};
 pub use tessera_train::training;
 
+pub mod jobs;
+
 #[cfg(feature = "bench")]
 pub use tessera_bench as bench;
 
@@ -52,7 +56,7 @@ pub mod backend {
     pub use tessera_train as candle;
 }
 
-pub use tessera_engine::{Error, Result};
+pub use tessera_engine::{Error, ErrorKind, Result};
 
 /// The version of the plugin binary interface this host speaks.
 pub use tessera_api::ABI_VERSION;

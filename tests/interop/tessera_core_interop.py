@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Interoperability of the `tessera` CLI with tessera-core 0.1.0, the Python implementation.
 
-tessera-core's TBF module (tessera/binary.py) is loaded without the package initialiser, which
-imports PyTorch; only its logging helper is replaced. Then, for every fixture in
+tessera-core's TBF module is loaded as tessera_core_reference.py describes. Then, for every
+fixture in
 tests/fixtures/tbf and for tokens tessera-core writes here from random vectors:
 
 - `tessera inspect --json` reports the same facts as tessera-core's `TBFSerializer.info`, and
@@ -15,17 +15,14 @@ tests/fixtures/tbf and for tokens tessera-core writes here from random vectors:
   decodes to ones.
 
 Usage: tessera_core_interop.py PATH/TO/tessera
-Requires: tests/python-requirements.txt, and tessera-core==0.1.0 installed with --no-deps
+Requires: tests/python-requirements.txt, and tessera-core==0.1.0 under $TESSERA_CORE_PATH
 Prints 'N passed, M failed' and exits non-zero on any failure.
 """
 
-import importlib.util
 import json
-import logging
 import subprocess
 import sys
 import tempfile
-import types
 import zlib
 from pathlib import Path
 
@@ -38,22 +35,10 @@ QUANTS = ["FLOAT32", "FLOAT16", "BFLOAT16", "INT8"]
 CRCS = {"crc32c": crc32c.crc32c, "ieee": lambda data: zlib.crc32(data) & 0xFFFFFFFF}
 
 
-def load_reference_binary_module():
-    spec = importlib.util.find_spec("tessera")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("tessera-core is not installed: pip install tessera-core==0.1.0 --no-deps")
-    package = types.ModuleType("tessera")
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules["tessera"] = package
-    utils = types.ModuleType("tessera.utils")
-    utils.setup_logging = logging.getLogger
-    sys.modules["tessera.utils"] = utils
-    from tessera import binary  # noqa: E402  (needs the stubs above)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tessera_core_reference import load_binary_module  # noqa: E402
 
-    return binary
-
-
-binary = load_reference_binary_module()
+binary = load_binary_module()
 results = {"passed": 0, "failed": 0}
 
 

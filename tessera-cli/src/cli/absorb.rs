@@ -5,16 +5,14 @@ use std::path::{Path, PathBuf};
 
 use tessera_host::backend::{Backend, Device};
 use tessera_host::dataset::Dataset;
-use tessera_host::onnx::OnnxModel;
-use tessera_host::tbf::{self, SignatureStatus, TrustStore};
-use tessera_host::transfer::{Absorber, Knowledge, Participant};
+use tessera_host::jobs::AbsorbJob;
 
 use super::output::{field, print_json, print_text};
 use super::progress::PhaseBars;
 use super::quant_args::QuantArgs;
 use super::read_args::ReadArgs;
 use super::registry;
-use super::transfer::{executor, receiver_lines, receiver_out, summary};
+use super::transfer::{receiver_lines, receiver_out, summary};
 
 /// Arguments of `tessera absorb`.
 #[derive(Debug, clap::Args)]
@@ -76,73 +74,46 @@ pub struct Args {
 
 /// Runs `tessera absorb`.
 pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let aware = args.quant.aware()?;
-    let loaded = tbf::load(&args.token, &args.read.load_options()?)?;
-    let signer = match &args.trust {
-        Some(path) => Some(
-            TrustStore::load(path)?
-                .require(&loaded.signature)?
-                .to_string(),
-        ),
-        None => match &loaded.signature {
-            SignatureStatus::Valid { signer } => {
-                Some(format!("key {signer} (not checked against a trust file)"))
-            }
-            _ => None,
-        },
+    let job = AbsorbJob {
+        token: args.token.clone(),
+        load: args.read.load_options()?,
+        trust: args.trust.clone(),
+        receiver: args.receiver.clone(),
+        inputs: Dataset::load(&args.inputs, None)?,
+        validation: args
+            .val_inputs
+            .as_deref()
+            .map(|path| Dataset::load(path, args.val_labels.as_deref()))
+            .transpose()?,
+        seed: args.seed,
+        receiver_adapter: args.receiver_adapter.clone(),
+        device: args.device,
+        backend: args.backend,
+        quantisation: args.quant.aware()?,
+        receiver_out: receiver_out(args.receiver_out.as_deref(), &args.receiver),
+        float_out: args.quant.float_out().map(Path::to_path_buf),
     };
-    let knowledge = Knowledge::from_token(&loaded.token)?;
-    let inputs = Dataset::load(&args.inputs, None)?;
-    let validation = args
-        .val_inputs
-        .as_deref()
-        .map(|path| Dataset::load(path, args.val_labels.as_deref()))
-        .transpose()?;
-    let (train, held_out) = knowledge.datasets(&inputs, validation.as_ref())?;
     let registry = registry(config_path)?;
-    let receiver = OnnxModel::load(&args.receiver)?;
-    let plan = registry
-        .choose_adapter(&receiver, args.receiver_adapter.as_deref())?
-        .plan;
-    let mut absorber = Absorber::new(Participant::new(&receiver, plan)?)
-        .device(args.device.training_device())
-        .executor(executor(args.backend, args.device));
-    if let Some(aware) = aware {
-        absorber = absorber.quantisation(aware);
-    }
-    if let Some(seed) = args.seed {
-        absorber = absorber.seed(seed);
-    }
     let mut bars = PhaseBars::default();
-    let outcome =
-        absorber.absorb_with_progress(&knowledge, &train, &held_out, &mut |progress| {
-            bars.update(progress)
-        })?;
+    let done = job.run(&registry, &mut |progress| {
+        bars.update(progress);
+        Ok(())
+    })?;
     bars.finish();
-    super::transfer::warn_if_unchanged(&outcome.report);
-    let receiver_path = receiver_out(args.receiver_out.as_deref(), &args.receiver);
-    args.quant.save(&outcome, &receiver_path)?;
+    super::transfer::warn_if_unchanged(&done.report);
     if json {
-        return print_json(&serde_json::json!({
-            "token": args.token.display().to_string(),
-            "receiver": args.receiver.display().to_string(),
-            "receiver_out": receiver_path.display().to_string(),
-            "float_receiver_out": args.quant.float_out().map(|path| path.display().to_string()),
-            "signer": signer,
-            "privacy": knowledge.header.privacy,
-            "report": outcome.report,
-        }));
+        return print_json(&job.report_json(&done));
     }
     let mut lines = summary(
-        &outcome.report,
+        &done.report,
         &format!(
             "{} (from {})",
-            knowledge.header.transmitter.name,
+            done.header.transmitter.name,
             args.token.display()
         ),
         &args.receiver.display().to_string(),
     );
-    let (epsilon, delta) = knowledge.privacy_spent();
+    let (epsilon, delta) = done.privacy_spent;
     lines.push(field(
         "knowledge privacy",
         if epsilon.is_finite() {
@@ -151,13 +122,13 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
             "none (epsilon inf)".into()
         },
     ));
-    if let Some(signer) = signer {
+    if let Some(signer) = &done.signer {
         lines.push(field("signed by", signer));
     }
     lines.extend(receiver_lines(
-        &outcome.report,
-        &receiver_path,
-        args.quant.float_out(),
+        &done.report,
+        &job.receiver_out,
+        job.float_out.as_deref(),
     ));
     print_text(&lines.join("\n"))
 }

@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 
 use tessera_host::array_io::write_npz;
 use tessera_host::backend::{Backend, Device, ExecutorOptions};
-use tessera_host::capture::{capture, CaptureOptions};
+use tessera_host::capture::CaptureOptions;
 use tessera_host::dataset::Dataset;
+use tessera_host::jobs::{capture_tensors, CaptureRequest};
 use tessera_host::onnx::OnnxModel;
-use tessera_host::pooling::pool;
-use tessera_host::tensor::Tensor;
 
 use super::output::{field, print_json, print_text};
 use super::progress::progress_bar;
@@ -64,49 +63,29 @@ pub struct Args {
 pub fn run(args: &Args, config: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let model = OnnxModel::load(&args.model)?;
     let dataset = Dataset::load(&args.inputs, None)?;
-    let mut names: Vec<String> = model.outputs().into_iter().map(|spec| spec.name).collect();
-    let plan = match &args.taps {
-        Some(_) => None,
-        None => Some(
-            registry(config)?
-                .choose_adapter(&model, args.adapter.as_deref())?
-                .plan,
-        ),
-    };
-    let taps = match (&args.taps, &plan) {
-        (Some(taps), _) => taps.clone(),
-        (None, Some(plan)) => plan.taps.iter().map(|tap| tap.tensor.clone()).collect(),
-        (None, None) => Vec::new(),
-    };
-    for tap in taps {
-        if !names.contains(&tap) {
-            names.push(tap);
-        }
-    }
-    let options = CaptureOptions {
-        executor: ExecutorOptions {
-            backend: args.backend,
-            device: args.device,
-            threads: None,
+    let request = CaptureRequest {
+        taps: args.taps.clone(),
+        adapter: args.adapter.clone(),
+        pool: args.pool,
+        options: CaptureOptions {
+            executor: ExecutorOptions {
+                backend: args.backend,
+                device: args.device,
+                threads: None,
+            },
+            batch_size: args.batch_size,
         },
-        batch_size: args.batch_size,
     };
     let bar = progress_bar(dataset.len() as u64, "capturing");
-    let captured = capture(&model, &dataset, &names, &options, &mut |done| {
-        bar.set_position(done as u64)
-    })?;
+    let captured = capture_tensors(
+        &model,
+        &dataset,
+        &request,
+        &registry(config)?,
+        &mut |done| bar.set_position(done as u64),
+    )?;
     bar.finish_and_clear();
-    let mut arrays = captured.named();
-    if let (true, Some(plan)) = (args.pool, &plan) {
-        for tap in &plan.taps {
-            if let Some((_, tensor)) = arrays.iter_mut().find(|(name, _)| *name == tap.tensor) {
-                let activations = tensor
-                    .as_f32()
-                    .ok_or_else(|| anyhow::anyhow!("tap {} is not float32", tap.tensor))?;
-                *tensor = Tensor::F32(pool(activations, tap)?.into_dyn());
-            }
-        }
-    }
+    let arrays = captured.arrays;
     write_npz(&args.out, &arrays)?;
     if json {
         return print_json(&serde_json::json!({

@@ -2,20 +2,17 @@
 //! reference inputs and writes what a receiver needs to learn from it as a token.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use tessera_host::backend::{Backend, Device};
+use tessera_host::backend::{Backend, Device, ExecutorOptions};
 use tessera_host::dataset::Dataset;
-use tessera_host::onnx::OnnxModel;
-use tessera_host::transfer::{
-    Augmentation, Emitter, InputFingerprint, Participant, Reference, TransferOptions,
-};
+use tessera_host::jobs::{emit_augmentation, EmitJob};
+use tessera_host::transfer::{Augmentation, TransferOptions, DEFAULT_HOLD_OUT};
+use tessera_host::uhs::HubOptions;
 
-use super::knowledge_args::KnowledgeArgs;
+use super::knowledge_args::{written_lines, KnowledgeArgs};
 use super::output::{field, print_json, print_text};
 use super::registry;
 use super::schedule_args::ScheduleArgs;
-use super::transfer::executor;
 
 /// Arguments of `tessera emit`.
 #[derive(Debug, clap::Args)]
@@ -34,7 +31,7 @@ pub struct Args {
     val_inputs: Option<PathBuf>,
 
     /// Share of --inputs held out for measurement when no --val-inputs are given.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = DEFAULT_HOLD_OUT)]
     hold_out: f64,
 
     /// Where the token is written (atomically).
@@ -48,7 +45,7 @@ pub struct Args {
     hub_vectors: bool,
 
     /// Width of the hub space (with --hub-vectors).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = HubOptions::default().dim)]
     hub_dim: usize,
 
     /// Seed of the split, the synthetic inputs and the hub encoder.
@@ -83,68 +80,35 @@ pub struct Args {
 
 /// Runs `tessera emit`.
 pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let inputs = Dataset::load(&args.inputs, None)?;
-    let validation = args
-        .val_inputs
-        .as_deref()
-        .map(|path| Dataset::load(path, None))
-        .transpose()?;
-    let ledger = args.knowledge.check_budget(
-        &InputFingerprint::of(&inputs.inputs),
-        validation
-            .as_ref()
-            .map(|held_out| InputFingerprint::of(&held_out.inputs))
-            .as_ref(),
-    )?;
-    let registry = registry(config_path)?;
-    let transmitter = OnnxModel::load(&args.transmitter)?;
-    let plan = registry
-        .choose_adapter(&transmitter, args.transmitter_adapter.as_deref())?
-        .plan;
-    let augmentation = match args.augmentation {
-        Some(chosen) => chosen,
-        None if args.knowledge.privacy()?.epsilon.is_finite() => Augmentation::None,
-        None => Augmentation::Mix,
-    };
+    let release = args.knowledge.release()?;
     let mut options = TransferOptions {
-        augmentation,
-        executor: executor(args.backend, args.device),
+        augmentation: emit_augmentation(args.augmentation, &release.privacy),
+        executor: ExecutorOptions::of(args.backend, args.device),
         ..TransferOptions::default()
     };
     args.schedule.apply(&mut options);
     options.hub.dim = args.hub_dim;
-    let reference = match &validation {
-        Some(validation) => Reference::Separate {
-            train: &inputs,
-            validation,
-        },
-        None => Reference::HoldOut {
-            inputs: &inputs,
-            share: args.hold_out,
-        },
+    let job = EmitJob {
+        transmitter: args.transmitter.clone(),
+        inputs: Dataset::load(&args.inputs, None)?,
+        validation: args
+            .val_inputs
+            .as_deref()
+            .map(|path| Dataset::load(path, None))
+            .transpose()?,
+        hold_out: args.hold_out,
+        options,
+        seed: args.seed,
+        hub_vectors: args.hub_vectors,
+        transmitter_adapter: args.transmitter_adapter.clone(),
+        release,
+        token_out: args.out.clone(),
     };
-    let knowledge = Emitter::new(Participant::new(&transmitter, plan)?)
-        .options(options)
-        .seed(args.seed)
-        .hub_vectors(args.hub_vectors)
-        .emit(reference)?;
-    let header = knowledge.header.clone();
-    let written = args.knowledge.write(knowledge, ledger, &args.out)?;
-    let seconds = started.elapsed().as_secs_f64();
+    let done = job.run(&registry(config_path)?)?;
     if json {
-        return print_json(&serde_json::json!({
-            "token": args.out.display().to_string(),
-            "transmitter": header.transmitter,
-            "inputs": header.inputs,
-            "train_inputs": header.train.rows,
-            "validation_inputs": header.validation.rows,
-            "synthetic_sets": header.synthetic_sets,
-            "hub_vectors": args.hub_vectors,
-            "written": written.to_json(),
-            "seconds": seconds,
-        }));
+        return print_json(&job.report_json(&done));
     }
+    let header = &done.header;
     let mut lines = vec![
         format!(
             "emitted the knowledge of {} ({}) to {}",
@@ -174,9 +138,9 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
             },
         ),
         field("inputs", format!("fingerprint {}", header.inputs.sha256)),
-        field("token", format!("{} bytes", written.bytes)),
+        field("token", format!("{} bytes", done.written.bytes)),
     ];
-    lines.extend(written.lines());
-    lines.push(field("time", format!("{seconds:.1} s")));
+    lines.extend(written_lines(&done.written));
+    lines.push(field("time", format!("{:.1} s", done.seconds)));
     print_text(&lines.join("\n"))
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use tessera_host::jobs::inspect_token;
 use tessera_host::tbf::{self, HmacStatus, Loaded, VectorStats};
 
 use super::output::{field, print_json, print_text};
@@ -23,23 +24,14 @@ pub struct Args {
 
 /// Runs `tessera inspect`.
 pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
+    let options = args.read.load_options()?;
+    if json {
+        return print_json(&inspect_token(&args.file, &options, args.full)?);
+    }
     let info = tbf::info(&args.file)?;
-    let loaded = tbf::load(&args.file, &args.read.load_options()?)?;
+    let loaded = tbf::load(&args.file, &options)?;
     let stats = VectorStats::of(loaded.token.vector());
     let shape = loaded.token.shape()?;
-    if json {
-        let mut report = serde_json::to_value(&info)?;
-        report["file"] = args.file.display().to_string().into();
-        report["crc_variant"] = serde_json::to_value(loaded.crc)?;
-        report["hmac"] = serde_json::to_value(loaded.hmac)?;
-        report["shape"] = serde_json::to_value(&shape)?;
-        report["metadata"] = loaded.token.metadata.to_json();
-        report["statistics"] = serde_json::to_value(stats)?;
-        if args.full {
-            report["vector"] = serde_json::to_value(loaded.token.vector())?;
-        }
-        return print_json(&report);
-    }
     print_text(&describe(args, &info, &loaded, &stats, &shape))
 }
 

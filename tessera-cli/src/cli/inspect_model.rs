@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_host::onnx::{ModelSummary, OnnxModel};
+use tessera_host::jobs::ModelInspection;
+use tessera_host::onnx::OnnxModel;
 use tessera_host::plugin::{summarise, AdapterChoice};
 use tessera_host::tensor::TensorSpec;
 
@@ -27,41 +28,17 @@ pub struct Args {
 
 /// Runs `tessera inspect-model`.
 pub fn run(args: &Args, config: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let model = OnnxModel::load(&args.model)?;
-    let summary = ModelSummary::of(&model);
-    let graph = summarise(&model);
     if args.graph_summary {
-        return print_json(&serde_json::to_value(&graph)?);
+        let model = OnnxModel::load(&args.model)?;
+        return print_json(&serde_json::to_value(summarise(&model))?);
     }
-    let choice =
-        registry(config)?.choose_for_summary(&graph, model.name(), args.adapter.as_deref())?;
-    let tap_shape = |tensor: &str| -> serde_json::Value {
-        graph
-            .shapes
-            .get(tensor)
-            .map_or(serde_json::Value::Null, |shape| serde_json::json!(shape))
-    };
+    let inspection = ModelInspection::of(&args.model, &registry(config)?, args.adapter.as_deref())?;
     if json {
-        let mut report = serde_json::to_value(&summary)?;
-        report["model"] = args.model.display().to_string().into();
-        report["op_histogram"] = summary
-            .op_histogram
-            .iter()
-            .map(|(op, count)| (op.clone(), serde_json::Value::from(*count)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-        let mut adapter = serde_json::to_value(&choice)?;
-        for (tap, json) in choice
-            .plan
-            .taps
-            .iter()
-            .zip(adapter["plan"]["taps"].as_array_mut().into_iter().flatten())
-        {
-            json["shape"] = tap_shape(&tap.tensor);
-        }
-        report["adapter"] = adapter;
-        return print_json(&report);
+        return print_json(&inspection.to_json(&args.model)?);
     }
+    let ModelInspection {
+        summary, choice, ..
+    } = &inspection;
     let spec_line =
         |spec: &TensorSpec| format!("{} {} {}", spec.name, spec.dtype, spec.shape_text());
     let mut lines = vec![
@@ -106,8 +83,8 @@ pub fn run(args: &Args, config: Option<&Path>, json: bool) -> anyhow::Result<()>
             .collect::<Vec<_>>()
             .join(" "),
     ));
-    lines.extend(adapter_lines(&choice, |tensor| {
-        tap_shape(tensor).to_string()
+    lines.extend(adapter_lines(choice, |tensor| {
+        inspection.shape_of(tensor).to_string()
     }));
     print_text(&lines.join("\n"))
 }

@@ -9,6 +9,7 @@ mod inspect;
 mod inspect_model;
 mod keygen;
 mod knowledge_args;
+mod mcp;
 mod output;
 mod plugins;
 mod privacy;
@@ -26,8 +27,7 @@ mod version;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use tessera_host::chain::builtin_stages;
-use tessera_host::config::Config;
+use tessera_host::jobs::plugin_registry;
 use tessera_host::plugin::PluginRegistry;
 
 /// Transfer what one trained neural network knows into another of a different architecture,
@@ -81,6 +81,9 @@ enum Command {
     Plugins(plugins::Args),
     /// Benchmark reports: speed and memory against PyTorch eager.
     Bench(bench::Args),
+    /// Serve the Model Context Protocol over standard input and output: tools that inspect
+    /// tokens and models and run transfers, on files under the given roots only.
+    Mcp(mcp::Args),
     /// Show the versions of this program, its plugin ABI and the token format.
     Version,
 }
@@ -102,19 +105,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(args) => keygen::run(&args, cli.json),
         Command::Privacy(args) => privacy::run(&args, cli.json),
         Command::Bench(args) => bench::run(&args, cli.config.as_deref(), cli.json),
+        Command::Mcp(args) => mcp::run(&args, cli.config.as_deref()),
         Command::Version => version::run(cli.json),
     }
 }
 
-/// Every plugin found with the configuration at `config` (or the default one).
-fn find_plugins(config: Option<&Path>) -> anyhow::Result<PluginRegistry> {
-    let config = Config::discover(config)?;
-    Ok(PluginRegistry::discover(&config, builtin_stages()))
-}
-
-/// [`find_plugins`], warning on standard error about every library that failed to load.
+/// [`plugin_registry`], warning on standard error about every library that failed to load.
 fn registry(config: Option<&Path>) -> anyhow::Result<PluginRegistry> {
-    let registry = find_plugins(config)?;
+    let registry = plugin_registry(config)?;
     for failure in &registry.failures {
         eprintln!("warning: {}", failure.message);
     }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use tessera_host::plugin::{is_plugin_file_name, LoadedPlugin, PluginRegistry};
 
-use super::find_plugins;
 use super::output::{field, print_json, print_text};
+use tessera_host::jobs::plugin_registry;
 
 /// Arguments of `tessera plugins`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +30,7 @@ enum PluginsCommand {
 pub fn run(args: &Args, config: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
     match &args.command {
         PluginsCommand::List => {
-            let registry = find_plugins(config)?;
+            let registry = plugin_registry(config)?;
             if json {
                 return print_json(&serde_json::json!({
                     "plugins": registry.plugins.iter().map(plugin_json).collect::<Vec<_>>(),

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use tessera_host::privacy::PrivacyLedger;
 
-use super::knowledge_args::{ledger_path, rule_name};
 use super::output::{field, print_json, print_text};
+use tessera_host::jobs::{ledger_path, rule_name};
 
 /// Arguments of `tessera privacy`.
 #[derive(Debug, clap::Args)]

@@ -29,17 +29,10 @@ pub struct PhaseBars {
 impl PhaseBars {
     /// Shows `progress`, starting a new bar when its phase changes.
     pub fn update(&mut self, progress: tessera_host::transfer::Progress) {
-        use tessera_host::transfer::Phase;
         if self.current.as_ref().map(|(phase, _)| *phase) != Some(progress.phase) {
             self.finish();
-            let label = match progress.phase {
-                Phase::Capture => "capture",
-                Phase::Hub => "hub",
-                Phase::FineTune => "fine-tune",
-                Phase::QuantisationAware => "on the grid",
-                Phase::Measure => "measure",
-            };
-            self.current = Some((progress.phase, progress_bar(progress.total as u64, label)));
+            let bar = progress_bar(progress.total as u64, progress.phase.label());
+            self.current = Some((progress.phase, bar));
         }
         if let Some((_, bar)) = &self.current {
             bar.set_position(progress.done as u64);

@@ -7,7 +7,7 @@ use tessera_host::quant::export::ActivationStorage;
 use tessera_host::quant::{
     ActivationPrecision, Int4Storage, Precision, QuantisationOptions, RangeMethod,
 };
-use tessera_host::transfer::{QuantisationAware, QuantisationReport, TransferOutcome};
+use tessera_host::transfer::{QuantisationAware, QuantisationReport};
 
 use super::output::field;
 use super::transfer::number;
@@ -116,21 +116,6 @@ impl QuantArgs {
         };
         aware.check()?;
         Ok(Some(aware))
-    }
-
-    /// Writes the receivers of `outcome`: the quantised one (ModeAQ) or the float one to
-    /// `receiver_path`, and the float one of a ModeAQ transfer to `--float-out` if given.
-    pub fn save(&self, outcome: &TransferOutcome, receiver_path: &Path) -> anyhow::Result<()> {
-        match &outcome.quantised {
-            Some(quantised) => {
-                if let Some(float_path) = &self.float_out {
-                    outcome.receiver.save(float_path)?;
-                }
-                quantised.save(receiver_path)?;
-            }
-            None => outcome.receiver.save(receiver_path)?,
-        }
-        Ok(())
     }
 
     /// Where the float receiver of a ModeAQ transfer went, if written.

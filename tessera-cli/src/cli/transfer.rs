@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 
 use tessera_host::backend::{Backend, Device, ExecutorOptions};
 use tessera_host::dataset::Dataset;
-use tessera_host::onnx::OnnxModel;
+use tessera_host::jobs::TransferJob;
 use tessera_host::transfer::{
-    hold_out, Augmentation, Candidate, Fidelity, InputFingerprint, ModeATransfer, Objective,
-    Participant, SelectionOutcome, SelectionReport, SelectionScore, TransferOptions,
-    TransferReport,
+    hold_out, Augmentation, Candidate, Fidelity, Objective, SelectionReport, SelectionScore,
+    TransferOptions, TransferReport, DEFAULT_HOLD_OUT,
 };
+use tessera_host::uhs::HubOptions;
 use tessera_host::zoo::Zoo;
 
-use super::knowledge_args::KnowledgeArgs;
+use super::knowledge_args::{written_lines, KnowledgeArgs};
 use super::output::{field, print_json, print_text};
 use super::progress::PhaseBars;
 use super::quant_args::{quantisation_lines, QuantArgs};
@@ -64,7 +64,7 @@ pub struct Args {
     val_labels: Option<PathBuf>,
 
     /// Share of --inputs held out for measurement when no --val-inputs are given.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = DEFAULT_HOLD_OUT)]
     hold_out: f64,
 
     /// Where the knowledge token is written (atomically), released through the privacy stage
@@ -78,7 +78,7 @@ pub struct Args {
     receiver_out: Option<PathBuf>,
 
     /// Width of the hub space.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = HubOptions::default().dim)]
     hub_dim: usize,
 
     /// Seed of everything random; the same seed gives the same result on the CPU.
@@ -195,35 +195,10 @@ pub(super) fn receiver_out(explicit: Option<&Path>, receiver: &Path) -> PathBuf 
     })
 }
 
-/// The executor options of `backend` on `device` (tract always runs on the CPU).
-pub(super) fn executor(backend: Backend, device: Device) -> ExecutorOptions {
-    ExecutorOptions {
-        backend,
-        device: match backend {
-            Backend::Tract => Device::Cpu,
-            _ => device,
-        },
-        threads: None,
-    }
-}
-
 /// Runs `tessera transfer`.
 pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let aware = args.quant.aware()?;
-    let job = Job::from_args(args)?;
-    let ledger = args.knowledge.check_budget(
-        &InputFingerprint::of(&job.train.inputs),
-        Some(&InputFingerprint::of(&job.validation.inputs)),
-    )?;
-    let registry = registry(config_path)?;
-    let transmitter = OnnxModel::load(&job.transmitter)?;
-    let receiver = OnnxModel::load(&job.receiver)?;
-    let transmitter_plan = registry
-        .choose_adapter(&transmitter, args.transmitter_adapter.as_deref())?
-        .plan;
-    let receiver_plan = registry
-        .choose_adapter(&receiver, args.receiver_adapter.as_deref())?
-        .plan;
+    let quantisation = args.quant.aware()?;
+    let files = Job::from_args(args)?;
     let mut options = TransferOptions {
         objective: match args.objective {
             ObjectiveChoice::Full => Objective::FULL,
@@ -231,60 +206,54 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
             ObjectiveChoice::HubOnly => Objective::HUB_ONLY,
         },
         augmentation: args.augmentation,
-        executor: executor(args.backend, args.device),
+        executor: ExecutorOptions::of(args.backend, args.device),
         device: args.device.training_device(),
         ..TransferOptions::default()
     };
     args.schedule.apply(&mut options);
-    let mut transfer = ModeATransfer::with_plans(
-        Participant::new(&transmitter, transmitter_plan)?,
-        Participant::new(&receiver, receiver_plan)?,
-    )
-    .options(options)
-    .hub_dim(args.hub_dim)
-    .seed(args.seed);
-    if let Some(aware) = aware {
-        transfer = transfer.quantisation(aware);
-    }
-
+    let receiver_path = receiver_out(args.receiver_out.as_deref(), &files.receiver);
+    let job = TransferJob {
+        transmitter: files.transmitter,
+        receiver: files.receiver,
+        train: files.train,
+        validation: files.validation,
+        options,
+        hub_dim: args.hub_dim,
+        seed: args.seed,
+        transmitter_adapter: args.transmitter_adapter.clone(),
+        receiver_adapter: args.receiver_adapter.clone(),
+        quantisation,
+        hub_vectors: args.hub_vectors,
+        release: args.knowledge.release()?,
+        token_out: args.out.clone(),
+        receiver_out: receiver_path,
+        float_out: args.quant.float_out().map(Path::to_path_buf),
+    };
+    let registry = registry(config_path)?;
     let mut bars = PhaseBars::default();
-    let (outcome, mut knowledge) =
-        transfer.execute_with_progress(&job.train, &job.validation, &mut |progress| {
-            bars.update(progress)
-        })?;
-    if !args.hub_vectors {
-        knowledge.hub = None;
-    }
+    let done = job.run(&registry, &mut |progress| {
+        bars.update(progress);
+        Ok(())
+    })?;
     bars.finish();
-    warn_if_unchanged(&outcome.report);
-    let receiver_path = receiver_out(args.receiver_out.as_deref(), &job.receiver);
-    let written = args.knowledge.write(knowledge, ledger, &args.out)?;
-    args.quant.save(&outcome, &receiver_path)?;
+    warn_if_unchanged(&done.report);
     if json {
-        return print_json(&serde_json::json!({
-            "transmitter": job.transmitter.display().to_string(),
-            "receiver": job.receiver.display().to_string(),
-            "receiver_out": receiver_path.display().to_string(),
-            "float_receiver_out": args.quant.float_out().map(|path| path.display().to_string()),
-            "token": args.out.display().to_string(),
-            "written": written.to_json(),
-            "report": outcome.report,
-        }));
+        return print_json(&job.report_json(&done));
     }
     let mut lines = summary(
-        &outcome.report,
+        &done.report,
         &job.transmitter.display().to_string(),
         &job.receiver.display().to_string(),
     );
     lines.push(field(
         "token",
-        format!("{} ({} bytes)", args.out.display(), written.bytes),
+        format!("{} ({} bytes)", job.token_out.display(), done.written.bytes),
     ));
-    lines.extend(written.lines());
+    lines.extend(written_lines(&done.written));
     lines.extend(receiver_lines(
-        &outcome.report,
-        &receiver_path,
-        args.quant.float_out(),
+        &done.report,
+        &job.receiver_out,
+        job.float_out.as_deref(),
     ));
     print_text(&lines.join("\n"))
 }
@@ -419,11 +388,7 @@ pub(super) fn selection_text(selection: &SelectionReport) -> String {
 /// Warns on standard error when fine-tuning found nothing better than the receiver it started
 /// from, so the receiver written is the one given.
 pub(super) fn warn_if_unchanged(report: &TransferReport) {
-    if report
-        .selection
-        .as_ref()
-        .is_some_and(|selection| selection.outcome == SelectionOutcome::NoImprovement)
-    {
+    if report.no_improvement() {
         eprintln!(
             "warning: no improvement: no fine-tuned state followed the transmitter more closely \
              than the receiver did before, on the inputs set aside for selection; the receiver \

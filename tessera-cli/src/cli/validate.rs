@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use tessera_host::jobs::{invalid_token_verdict, validate_token};
 use tessera_host::tbf;
 
 use super::output::{print_json, print_text};
@@ -20,31 +21,17 @@ pub struct Args {
 /// Runs `tessera validate`. An invalid token is an error (non-zero exit); with `--json` the
 /// verdict is also printed as `{"valid": false, "error": ...}`.
 pub fn run(args: &Args, json: bool) -> anyhow::Result<()> {
-    let loaded = match tbf::load(&args.file, &args.read.load_options()?) {
-        Ok(loaded) => loaded,
+    let (verdict, loaded) = match validate_token(&args.file, &args.read.load_options()?) {
+        Ok(valid) => valid,
         Err(error) => {
             if json {
-                print_json(&serde_json::json!({
-                    "file": args.file.display().to_string(),
-                    "valid": false,
-                    "error": error.to_string(),
-                }))?;
+                print_json(&invalid_token_verdict(&args.file, &error))?;
             }
             return Err(error.into());
         }
     };
-    let shape = loaded.token.shape()?;
     if json {
-        return print_json(&serde_json::json!({
-            "file": args.file.display().to_string(),
-            "valid": true,
-            "version": format!("{}.{}", loaded.version.0, loaded.version.1),
-            "quantisation": loaded.quant,
-            "crc_variant": loaded.crc,
-            "hmac": loaded.hmac,
-            "vector_count": loaded.token.vector().len(),
-            "shape": shape,
-        }));
+        return print_json(&verdict);
     }
     let hmac = match loaded.hmac {
         tbf::HmacStatus::Verified => "HMAC verified",
