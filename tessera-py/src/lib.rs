@@ -13,8 +13,8 @@ use pyo3::types::PyDict;
 use tessera_host::capture::CaptureOptions;
 use tessera_host::dataset::Dataset;
 use tessera_host::jobs::{
-    capture_tensors, inspect_token, plugin_registry, AbsorbSettings, CaptureRequest, JobFiles,
-    ModelInspection, TransferSettings,
+    capture_tensors, inspect_token, plugin_registry, tuned_receiver_path, AbsorbSettings,
+    CaptureRequest, JobFiles, ModelInspection, TransferSettings, EMITTED_TOKEN, TRANSFER_TOKEN,
 };
 use tessera_host::onnx::OnnxModel;
 use tessera_host::tbf::{
@@ -164,17 +164,17 @@ fn transfer(
     inputs: &Bound<'_, PyAny>,
     val_inputs: Option<&Bound<'_, PyAny>>,
     val_labels: Option<PyReadonlyArray1<i64>>,
-    receiver_out: PathBuf,
-    token_out: PathBuf,
+    receiver_out: Option<PathBuf>,
+    token_out: Option<PathBuf>,
     settings_json: &str,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let settings = TransferSettings::from_json(settings_value(settings_json)?).map_err(raise)?;
     let files = JobFiles {
         transmitter,
+        receiver_out: receiver_out.unwrap_or_else(|| tuned_receiver_path(&receiver)),
         receiver,
-        receiver_out,
-        token_out,
+        token_out: token_out.unwrap_or_else(|| TRANSFER_TOKEN.into()),
     };
     let job = settings
         .job(
@@ -198,19 +198,21 @@ fn emit(
     transmitter: PathBuf,
     inputs: &Bound<'_, PyAny>,
     val_inputs: Option<&Bound<'_, PyAny>>,
-    token_out: PathBuf,
+    token_out: Option<PathBuf>,
     settings_json: &str,
 ) -> PyResult<String> {
     let settings = TransferSettings::from_json(settings_value(settings_json)?).map_err(raise)?;
     let job = settings
         .emit_job(
             transmitter,
-            token_out,
+            token_out.unwrap_or_else(|| EMITTED_TOKEN.into()),
             dataset(inputs, None, "inputs")?,
             validation(val_inputs, None)?,
         )
         .map_err(raise)?;
-    let done = run_interruptible(py, None, |_| job.run(&plugin_registry(None)?))?;
+    let done = py
+        .detach(|| job.run(&plugin_registry(None)?))
+        .map_err(raise)?;
     Ok(job.report_json(&done).to_string())
 }
 
@@ -226,11 +228,12 @@ fn absorb(
     inputs: &Bound<'_, PyAny>,
     val_inputs: Option<&Bound<'_, PyAny>>,
     val_labels: Option<PyReadonlyArray1<i64>>,
-    receiver_out: PathBuf,
+    receiver_out: Option<PathBuf>,
     settings_json: &str,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let settings = AbsorbSettings::from_json(settings_value(settings_json)?).map_err(raise)?;
+    let receiver_out = receiver_out.unwrap_or_else(|| tuned_receiver_path(&receiver));
     let job = settings
         .job(
             token,

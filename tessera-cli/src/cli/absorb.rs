@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use tessera_host::backend::{Backend, Device};
 use tessera_host::dataset::Dataset;
-use tessera_host::jobs::AbsorbJob;
+use tessera_host::jobs::{tuned_receiver_path, AbsorbJob};
 
 use super::output::{field, print_json, print_text};
 use super::progress::PhaseBars;
 use super::quant_args::QuantArgs;
 use super::read_args::ReadArgs;
 use super::registry;
-use super::transfer::{receiver_lines, receiver_out, summary};
+use super::transfer::{receiver_lines, summary};
 
 /// Arguments of `tessera absorb`.
 #[derive(Debug, clap::Args)]
@@ -90,7 +90,10 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         device: args.device,
         backend: args.backend,
         quantisation: args.quant.aware()?,
-        receiver_out: receiver_out(args.receiver_out.as_deref(), &args.receiver),
+        receiver_out: args
+            .receiver_out
+            .clone()
+            .unwrap_or_else(|| tuned_receiver_path(&args.receiver)),
         float_out: args.quant.float_out().map(Path::to_path_buf),
     };
     let registry = registry(config_path)?;

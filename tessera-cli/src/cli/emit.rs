@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tessera_host::backend::{Backend, Device, ExecutorOptions};
 use tessera_host::dataset::Dataset;
-use tessera_host::jobs::{emit_augmentation, EmitJob};
+use tessera_host::jobs::{emit_augmentation, EmitJob, EMITTED_TOKEN};
 use tessera_host::transfer::{Augmentation, TransferOptions, DEFAULT_HOLD_OUT};
 use tessera_host::uhs::HubOptions;
 
@@ -35,7 +35,7 @@ pub struct Args {
     hold_out: f64,
 
     /// Where the token is written (atomically).
-    #[arg(long, value_name = "KNOWLEDGE.tbf", default_value = "knowledge.tbf")]
+    #[arg(long, value_name = "KNOWLEDGE.tbf", default_value = EMITTED_TOKEN)]
     out: PathBuf,
 
     /// Also carry the transmitter's hub vectors (hub width floats per input), so that the

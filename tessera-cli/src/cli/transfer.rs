@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tessera_host::backend::{Backend, Device, ExecutorOptions};
 use tessera_host::dataset::Dataset;
-use tessera_host::jobs::TransferJob;
+use tessera_host::jobs::{tuned_receiver_path, TransferJob, TRANSFER_TOKEN};
 use tessera_host::transfer::{
     hold_out, Augmentation, Candidate, Fidelity, Objective, SelectionReport, SelectionScore,
     TransferOptions, TransferReport, DEFAULT_HOLD_OUT,
@@ -69,7 +69,7 @@ pub struct Args {
 
     /// Where the knowledge token is written (atomically), released through the privacy stage
     /// as `tessera emit` releases it.
-    #[arg(long, value_name = "KNOWLEDGE.tbf", default_value = "transfer.tbf")]
+    #[arg(long, value_name = "KNOWLEDGE.tbf", default_value = TRANSFER_TOKEN)]
     out: PathBuf,
 
     /// Where the tuned receiver is written (atomically) [default: <receiver>.tuned.onnx in the
@@ -183,18 +183,6 @@ impl Job {
     }
 }
 
-/// Where a tuned receiver is written: `explicit`, or `<receiver stem>.tuned.onnx` in the
-/// working directory.
-pub(super) fn receiver_out(explicit: Option<&Path>, receiver: &Path) -> PathBuf {
-    explicit.map(Path::to_path_buf).unwrap_or_else(|| {
-        let stem = receiver
-            .file_stem()
-            .map(|stem| stem.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "receiver".into());
-        PathBuf::from(format!("{stem}.tuned.onnx"))
-    })
-}
-
 /// Runs `tessera transfer`.
 pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let quantisation = args.quant.aware()?;
@@ -211,7 +199,10 @@ pub fn run(args: &Args, config_path: Option<&Path>, json: bool) -> anyhow::Resul
         ..TransferOptions::default()
     };
     args.schedule.apply(&mut options);
-    let receiver_path = receiver_out(args.receiver_out.as_deref(), &files.receiver);
+    let receiver_path = args
+        .receiver_out
+        .clone()
+        .unwrap_or_else(|| tuned_receiver_path(&files.receiver));
     let job = TransferJob {
         transmitter: files.transmitter,
         receiver: files.receiver,

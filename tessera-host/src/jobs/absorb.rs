@@ -62,14 +62,6 @@ pub struct AbsorbSummary {
     pub signer: Option<String>,
 }
 
-impl AbsorbSummary {
-    /// Whether fine-tuning found nothing better than the start, so the receiver written is
-    /// the one given.
-    pub fn no_improvement(&self) -> bool {
-        self.report.no_improvement()
-    }
-}
-
 impl AbsorbJob {
     /// Runs the job, telling `progress` where it is (an error from `progress`, such as
     /// [`Error::Cancelled`](tessera_engine::Error::Cancelled), stops it with nothing written).

@@ -15,6 +15,9 @@ use tessera_tensor::dataset::Dataset;
 
 use super::release::{KnowledgeRelease, Written};
 
+/// Where an emission writes its knowledge token unless told otherwise.
+pub const EMITTED_TOKEN: &str = "knowledge.tbf";
+
 /// How an emitted token's inputs are enlarged: the `chosen` augmentation, else mixing without
 /// noise and none with a finite ε, where every mixed set is another release that multiplies
 /// the noise.

@@ -13,13 +13,13 @@ mod transfer;
 
 pub use absorb::{AbsorbJob, AbsorbSummary};
 pub use capture::{capture_tensors, CaptureRequest, CapturedTensors};
-pub use emit::{emit_augmentation, EmitJob, EmitSummary};
+pub use emit::{emit_augmentation, EmitJob, EmitSummary, EMITTED_TOKEN};
 pub use inspect::{inspect_token, invalid_token_verdict, validate_token, ModelInspection};
 pub use release::{ledger_path, rule_name, KnowledgeRelease, Written};
 pub use settings::{
     AbsorbSettings, Epsilon, InfiniteEpsilon, JobFiles, TransferSettings, ABSORB_SETTINGS, SETTINGS,
 };
-pub use transfer::{TransferJob, TransferSummary};
+pub use transfer::{tuned_receiver_path, TransferJob, TransferSummary, TRANSFER_TOKEN};
 
 use tessera_engine::chain::builtin_stages;
 use tessera_engine::config::Config;

@@ -384,7 +384,7 @@ impl TransferSettings {
         }
         let release = self.release()?;
         let mut options = self.options()?;
-        let chosen = parse::<Augmentation>("augmentation", &self.augmentation)?;
+        let chosen = self.augmentation.is_some().then_some(options.augmentation);
         options.augmentation = emit_augmentation(chosen, &release.privacy);
         Ok(EmitJob {
             transmitter,

@@ -59,12 +59,17 @@ pub struct TransferSummary {
     pub written: Written,
 }
 
-impl TransferSummary {
-    /// Whether fine-tuning found nothing better than the start, so the receiver written is
-    /// the one given.
-    pub fn no_improvement(&self) -> bool {
-        self.report.no_improvement()
-    }
+/// Where a transfer writes its knowledge token unless told otherwise.
+pub const TRANSFER_TOKEN: &str = "transfer.tbf";
+
+/// Where a tuned receiver is written unless told otherwise: `<receiver stem>.tuned.onnx` in
+/// the working directory.
+pub fn tuned_receiver_path(receiver: &Path) -> PathBuf {
+    let stem = receiver
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "receiver".into());
+    PathBuf::from(format!("{stem}.tuned.onnx"))
 }
 
 /// Writes the receivers of `outcome` (atomically): the quantised one (ModeAQ) or the float one

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import numpy as np
@@ -58,6 +57,16 @@ def _samples(array: Any, name: str) -> np.ndarray:
     if array.dtype.kind in "iu":
         return np.ascontiguousarray(array, dtype=np.int64)
     raise TypeError(f"{name} must hold floats or integers, not {array.dtype}")
+
+
+def _optional_samples(array: Any, name: str) -> Optional[np.ndarray]:
+    """:func:`_samples` of ``array``, or None."""
+    return None if array is None else _samples(array, name)
+
+
+def _optional_path(path: Optional[PathLike]) -> Optional[str]:
+    """``path`` as a string, or None (the library's default)."""
+    return None if path is None else os.fspath(path)
 
 
 def _key(hmac_key: Optional[Union[bytes, str]]) -> Optional[bytes]:
@@ -107,20 +116,14 @@ def transfer(
         settings["epsilon"] = _epsilon(epsilon)
     if delta is not None:
         settings["delta"] = delta
-    receiver_path = Path(receiver)
-    if receiver_out is None:
-        receiver_out = Path(f"{receiver_path.stem}.tuned.onnx")
-    if token_out is None:
-        token_out = Path("transfer.tbf")
-    labels = _labels(val_labels)
     report = _native.transfer(
         os.fspath(transmitter),
-        os.fspath(receiver_path),
+        os.fspath(receiver),
         _samples(inputs, "inputs"),
-        None if val_inputs is None else _samples(val_inputs, "val_inputs"),
-        labels,
-        os.fspath(receiver_out),
-        os.fspath(token_out),
+        _optional_samples(val_inputs, "val_inputs"),
+        _labels(val_labels),
+        _optional_path(receiver_out),
+        _optional_path(token_out),
         json.dumps(settings),
         progress,
     )
@@ -144,7 +147,7 @@ def emit(
     inputs: Any,
     *,
     val_inputs: Any = None,
-    token_out: PathLike = "knowledge.tbf",
+    token_out: Optional[PathLike] = None,
     epsilon: Union[float, str, None] = None,
     delta: Optional[float] = None,
     hub_vectors: bool = False,
@@ -153,7 +156,8 @@ def emit(
 ) -> Dict[str, Any]:
     """The transmitter's half of two-party transfer: runs only the ONNX model ``transmitter``
     on the reference ``inputs`` (which the receiver's side holds too) and writes what a
-    receiver needs to learn from it as a knowledge token to ``token_out``, atomically.
+    receiver needs to learn from it as a knowledge token to ``token_out`` (default
+    ``knowledge.tbf``), atomically.
 
     ``val_inputs`` are separate held-out inputs the receiver will measure on (default: a
     ``hold_out`` share of ``inputs``). Everything the token carries is released with
@@ -174,8 +178,8 @@ def emit(
     report = _native.emit(
         os.fspath(transmitter),
         _samples(inputs, "inputs"),
-        None if val_inputs is None else _samples(val_inputs, "val_inputs"),
-        os.fspath(token_out),
+        _optional_samples(val_inputs, "val_inputs"),
+        _optional_path(token_out),
         json.dumps(settings),
     )
     return json.loads(report)
@@ -222,16 +226,13 @@ def absorb(
         settings["seed"] = seed
     if quant is not None:
         settings["quant"] = quant
-    receiver_path = Path(receiver)
-    if receiver_out is None:
-        receiver_out = Path(f"{receiver_path.stem}.tuned.onnx")
     report = _native.absorb(
         os.fspath(token),
-        os.fspath(receiver_path),
+        os.fspath(receiver),
         _samples(inputs, "inputs"),
-        None if val_inputs is None else _samples(val_inputs, "val_inputs"),
+        _optional_samples(val_inputs, "val_inputs"),
         _labels(val_labels),
-        os.fspath(receiver_out),
+        _optional_path(receiver_out),
         json.dumps(settings),
         progress,
     )

@@ -27,8 +27,8 @@ def transfer(
     inputs: np.ndarray,
     val_inputs: Optional[np.ndarray],
     val_labels: Optional[np.ndarray],
-    receiver_out: str,
-    token_out: str,
+    receiver_out: Optional[str],
+    token_out: Optional[str],
     settings_json: str,
     progress: Optional[Callable[[str, int, int], Any]],
 ) -> str: ...
@@ -36,7 +36,7 @@ def emit(
     transmitter: str,
     inputs: np.ndarray,
     val_inputs: Optional[np.ndarray],
-    token_out: str,
+    token_out: Optional[str],
     settings_json: str,
 ) -> str: ...
 def absorb(
@@ -45,7 +45,7 @@ def absorb(
     inputs: np.ndarray,
     val_inputs: Optional[np.ndarray],
     val_labels: Optional[np.ndarray],
-    receiver_out: str,
+    receiver_out: Optional[str],
     settings_json: str,
     progress: Optional[Callable[[str, int, int], Any]],
 ) -> str: ...

@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 use tessera_host::dataset::Dataset;
 use tessera_host::jobs::{
-    inspect_token, invalid_token_verdict, validate_token, AbsorbSettings, JobFiles,
-    ModelInspection, TransferSettings, ABSORB_SETTINGS, SETTINGS,
+    inspect_token, invalid_token_verdict, tuned_receiver_path, validate_token, AbsorbSettings,
+    JobFiles, ModelInspection, TransferSettings, ABSORB_SETTINGS, EMITTED_TOKEN, SETTINGS,
+    TRANSFER_TOKEN,
 };
 use tessera_host::tbf::{HmacKey, LoadOptions};
 use tessera_host::transfer::{Phase, Progress};
 use tessera_host::Error;
 
 use super::{Channel, Server};
-use crate::cli::transfer::receiver_out;
 
 /// The tools, by name.
 pub const NAMES: [&str; 6] = [
@@ -372,7 +372,7 @@ impl Arguments<'_> {
     fn receiver_out(&self, receiver: &Path) -> anyhow::Result<PathBuf> {
         self.output(
             "receiver_out",
-            &receiver_out(None, receiver).display().to_string(),
+            &tuned_receiver_path(receiver).display().to_string(),
         )
     }
 }
@@ -437,7 +437,7 @@ fn transfer<W: Write>(
     let files = JobFiles {
         transmitter: arguments.required_path("transmitter")?,
         receiver_out: arguments.receiver_out(&receiver)?,
-        token_out: arguments.output("token_out", "transfer.tbf")?,
+        token_out: arguments.output("token_out", TRANSFER_TOKEN)?,
         receiver,
     };
     let train = Dataset::load(&arguments.required_path("inputs")?, None)?;
@@ -446,14 +446,17 @@ fn transfer<W: Write>(
         &arguments.server.registry,
         &mut notify_progress(progress_token, channel),
     )?;
-    Ok(with_outcome(job.report_json(&done), done.no_improvement()))
+    Ok(with_outcome(
+        job.report_json(&done),
+        done.report.no_improvement(),
+    ))
 }
 
 fn emit(arguments: &Arguments) -> anyhow::Result<Value> {
     let settings = TransferSettings::from_json(arguments.settings(&EMIT_FILES)?)?;
     let job = settings.emit_job(
         arguments.required_path("transmitter")?,
-        arguments.output("token_out", "knowledge.tbf")?,
+        arguments.output("token_out", EMITTED_TOKEN)?,
         Dataset::load(&arguments.required_path("inputs")?, None)?,
         arguments
             .path("val_inputs", true)?
@@ -482,5 +485,8 @@ fn absorb<W: Write>(
         &arguments.server.registry,
         &mut notify_progress(progress_token, channel),
     )?;
-    Ok(with_outcome(job.report_json(&done), done.no_improvement()))
+    Ok(with_outcome(
+        job.report_json(&done),
+        done.report.no_improvement(),
+    ))
 }
