@@ -21,7 +21,8 @@ use tessera_engine::backend::{self, ExecutorOptions};
 use tessera_engine::capture::{capture, CaptureOptions};
 use tessera_engine::plugin::PluginRegistry;
 use tessera_engine::transfer::{
-    ModeATransfer, QuantisationAware, QuantisationReport, TransferOptions, TransferReport,
+    ModeATransfer, QatTeacher, QuantisationAware, QuantisationReport, TransferOptions,
+    TransferReport,
 };
 use tessera_engine::zoo::Zoo;
 use tessera_fs::{write_atomically, IoError};
@@ -70,6 +71,8 @@ pub struct QuantBenchOptions {
     pub exporter: String,
     /// At most this many pairs per task (all when `None`).
     pub max_pairs: Option<usize>,
+    /// Whose outputs every ModeAQ receiver learns on the grid.
+    pub teacher: QatTeacher,
     /// Mode A settings shared by every transfer; its executor runs (and times) every exported
     /// model, the PTQ anchor's included.
     pub transfer: TransferOptions,
@@ -769,7 +772,10 @@ pub fn run(
     let settings: Vec<QuantisationAware> = options
         .precisions
         .iter()
-        .map(|&precision| QuantisationAware::at(precision))
+        .map(|&precision| QuantisationAware {
+            teacher: options.teacher,
+            ..QuantisationAware::at(precision)
+        })
         .collect();
     for aware in &settings {
         aware.check()?;

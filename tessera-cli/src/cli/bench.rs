@@ -11,7 +11,7 @@ use tessera_host::bench::protocol::{self, ProtocolOptions, ProtocolResults};
 use tessera_host::bench::quant::{self, PtqOptions, QuantBenchOptions, QuantResults};
 use tessera_host::bench::train::{self, TrainBenchOptions, TrainBenchReport};
 use tessera_host::quant::Precision;
-use tessera_host::transfer::TransferOptions;
+use tessera_host::transfer::{QatTeacher, TransferOptions};
 
 use super::output::{print_json, print_text};
 use super::progress::spinner;
@@ -70,6 +70,11 @@ struct QuantBenchArgs {
     /// At most this many pairs per task [default: the whole matrix].
     #[arg(long)]
     max_pairs: Option<usize>,
+
+    /// Whose outputs the receivers learn on the grid: float (their float counterparts') or
+    /// knowledge (the transmitter's).
+    #[arg(long, default_value = "float")]
+    qat_teacher: QatTeacher,
 
     /// Python with onnxruntime, onnx and numpy for the PTQ anchor
     /// (`pip install -r tessera-bench/python/requirements.txt`) [default: $TESSERA_PYTHON,
@@ -320,6 +325,7 @@ fn run_quant(
         precisions: args.precisions.clone(),
         exporter: args.exporter.clone(),
         max_pairs: args.max_pairs,
+        teacher: args.qat_teacher,
         transfer,
         ptq: (!args.no_ptq).then_some(PtqOptions { python }),
         keep_going: args.keep_going,

@@ -7,7 +7,7 @@ use tessera_host::quant::export::ActivationStorage;
 use tessera_host::quant::{
     ActivationPrecision, Int4Storage, Precision, QuantisationOptions, RangeMethod,
 };
-use tessera_host::transfer::{QuantisationAware, QuantisationReport};
+use tessera_host::transfer::{QatTeacher, QuantisationAware, QuantisationReport};
 
 use super::output::field;
 use super::transfer::number;
@@ -63,6 +63,12 @@ pub struct QuantArgs {
     #[arg(long, default_value_t = QuantisationAware::default().learning_rate_scale)]
     qat_rate_scale: f64,
 
+    /// Whose outputs the receiver learns on the grid: float (its own float counterpart's: the
+    /// quantised receiver keeps the float one's behaviour) or knowledge (the transmitter's, as
+    /// in Mode A: it may gain more, or drift from the float receiver).
+    #[arg(long, default_value = "float")]
+    qat_teacher: QatTeacher,
+
     /// INT4: one scale per this many weights along the reduction axis (opset 21 block
     /// quantisation) instead of one per output channel.
     #[arg(long, value_name = "N")]
@@ -112,6 +118,7 @@ impl QuantArgs {
             epochs: self.qat_epochs,
             frozen_epochs: self.frozen_epochs,
             learning_rate_scale: self.qat_rate_scale,
+            teacher: self.qat_teacher,
             activation_storage: self.activation_storage,
         };
         aware.check()?;
@@ -131,11 +138,13 @@ pub fn quantisation_lines(report: &QuantisationReport) -> Vec<String> {
     };
     let mut lines = vec![
         format!(
-            "ModeAQ: {} ({} weights, {} activations quantised; {} epochs on the grid, {} steps)",
+            "ModeAQ: {} ({} weights, {} activations quantised; {} epochs on the grid learning \
+             from the {} teacher, {} steps)",
             report.label,
             report.quantised_weights,
             report.quantised_activations,
             report.epochs,
+            report.teacher,
             report.steps
         ),
         row("", "float".into(), "quantised".into()),

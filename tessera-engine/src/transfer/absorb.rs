@@ -10,12 +10,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tessera_api::AdapterPlan;
 
-use super::knowledge::{synthetic_inputs, synthetic_partners, Knowledge};
+use super::emit::log_softmax_rows;
+use super::knowledge::{synthetic_inputs, synthetic_partners, Knowledge, KnowledgeHeader};
 use super::measure::{fidelity, Observed};
 use super::objective::{Objective, Targets};
 use super::options::Augmentation;
 use super::options::TransferOptions;
-use super::quantise::{self, Measurement, QuantisationAware, QuantisationReport};
+use super::quantise::{self, Measurement, QatTeacher, QuantisationAware, QuantisationReport};
 use super::report::{ModelSummary, Timings, TransferReport};
 use super::selection::{
     set_aside, Candidate, RowSplit, SelectionReport, SelectionScore, Selector, Snapshot,
@@ -745,9 +746,57 @@ struct Tuning<'a> {
     outputs_agree: bool,
 }
 
+/// The knowledge a receiver learns on the grid from its float counterpart (the state `receiver`
+/// holds before calibration): the soft targets of its own float outputs on the training inputs
+/// and on the synthetic sets `epochs` epochs of fine-tuning use, with no hub vectors.
+fn float_teacher(
+    receiver: &ReceiverGraph,
+    knowledge: &Knowledge,
+    train: &Dataset,
+    options: &TransferOptions,
+    epochs: usize,
+) -> Result<Knowledge> {
+    let temperature = options.objective.temperature;
+    let soft_targets = |inputs: &Tensor| -> Result<Array2<f32>> {
+        Ok(log_softmax_rows(
+            receiver.observe(inputs)?.logits.view(),
+            temperature,
+        ))
+    };
+    let train_targets = soft_targets(&train.inputs)?;
+    let seed = knowledge.header.recipe.seed;
+    let mut sets = Vec::new();
+    for set in 0..knowledge
+        .header
+        .synthetic_sets
+        .min(epochs.saturating_sub(1))
+    {
+        if let Some(inputs) = synthetic_inputs(options.augmentation, seed, set, &train.inputs)? {
+            sets.push(soft_targets(&inputs)?);
+        }
+    }
+    let classes = train_targets.ncols();
+    let views: Vec<_> = sets.iter().map(|targets| targets.view()).collect();
+    let synthetic_targets = if views.is_empty() {
+        Array2::zeros((0, classes))
+    } else {
+        ndarray::concatenate(Axis(0), &views).map_err(|error| Error::Shape(error.to_string()))?
+    };
+    Ok(Knowledge {
+        header: KnowledgeHeader {
+            synthetic_sets: sets.len(),
+            ..knowledge.header.clone()
+        },
+        train_targets,
+        validation_targets: Array2::zeros((0, classes)),
+        synthetic_targets,
+        hub: None,
+    })
+}
+
 /// ModeAQ after the float fine-tuning: calibrates, fine-tunes on the grid (recalibrating the
-/// activation ranges at the start of each epoch but the frozen last ones), exports the
-/// quantised receiver and measures it against `float`.
+/// activation ranges at the start of each epoch but the frozen last ones) toward the teacher
+/// `aware` names, exports the quantised receiver and measures it against `float`.
 fn quantise_receiver(
     receiver: &mut ReceiverGraph,
     float: &OnnxModel,
@@ -758,6 +807,17 @@ fn quantise_receiver(
 ) -> Result<(OnnxModel, QuantisationReport)> {
     let started = Instant::now();
     let plan = quantise::plan_for(float, receiver.plan, aware)?;
+    let epochs = aware.training_epochs();
+    let own = match aware.teacher {
+        QatTeacher::Float if epochs > 0 => Some(float_teacher(
+            receiver,
+            tuning.knowledge,
+            tuning.train,
+            tuning.options,
+            epochs,
+        )?),
+        _ => None,
+    };
     if aware.quantisation.precision.is_integer() {
         quantise::calibrate(
             &mut receiver.graph,
@@ -766,24 +826,35 @@ fn quantise_receiver(
             &tuning.train.inputs,
         )?;
     }
-    let epochs = aware.training_epochs();
     let (steps, selection) = if epochs == 0 {
         (0, None)
     } else {
+        let objective = if own.is_some() {
+            Objective {
+                temperature: tuning.options.objective.temperature,
+                ..Objective::OUTPUT_ONLY
+            }
+        } else {
+            tuning.options.objective
+        };
         let options = TransferOptions {
             epochs,
             learning_rate: tuning.options.learning_rate * aware.learning_rate_scale,
+            objective,
             ..*tuning.options
         };
+        let own_rows = own
+            .as_ref()
+            .map(|knowledge| TrainingRows::new(&options, knowledge, tuning.train, false));
         let calibrating = epochs - aware.frozen_epochs;
         fine_tune(
             &options,
             receiver,
-            tuning.hub,
-            tuning.knowledge,
+            if own.is_some() { None } else { tuning.hub },
+            own.as_ref().unwrap_or(tuning.knowledge),
             tuning.train,
-            tuning.rows,
-            tuning.outputs_agree,
+            own_rows.as_ref().unwrap_or(tuning.rows),
+            own.is_some() || tuning.outputs_agree,
             &mut |graph, epoch| {
                 if epoch > 0 && epoch < calibrating {
                     quantise::calibrate(graph, &plan, &aware.quantisation, &tuning.train.inputs)?;

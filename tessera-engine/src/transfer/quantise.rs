@@ -1,6 +1,7 @@
 //! ModeAQ: a quantisation-aware transfer. After Mode A's float fine-tuning the receiver keeps
-//! fine-tuning on the same knowledge with its weights (and, at INT8, the activations its
-//! compute nodes read and write) rounded onto the grid they will be stored on; activation
+//! fine-tuning with its weights (and, at INT8, the activations its compute nodes read and
+//! write) rounded onto the grid they will be stored on — learning its own float counterpart's
+//! outputs by default, or the transmitter's knowledge ([`QatTeacher`]); activation
 //! ranges are calibrated on the reference inputs, recalibrated as the weights move, and frozen
 //! for the last epochs. The result is exported as standard ONNX and measured, in the executor
 //! the transfer runs models with, against the transmitter and against its own float
@@ -45,6 +46,8 @@ pub struct QuantisationAware {
     pub frozen_epochs: usize,
     /// Multiplier of Mode A's learning rate while on the grid.
     pub learning_rate_scale: f64,
+    /// Whose outputs the receiver learns while on the grid.
+    pub teacher: QatTeacher,
     /// How INT8 activations are stored. Default `uint8`: the same grid as `int8` (every value
     /// and zero point plus 128), which ONNX Runtime's x86 kernels fuse into integer
     /// operators throughout (U8S8), where with `int8` activations it fused only some.
@@ -58,6 +61,7 @@ impl Default for QuantisationAware {
             epochs: 6,
             frozen_epochs: 2,
             learning_rate_scale: 0.3,
+            teacher: QatTeacher::Float,
             activation_storage: ActivationStorage::Uint8,
         }
     }
@@ -97,6 +101,44 @@ impl QuantisationAware {
             )));
         }
         Ok(())
+    }
+}
+
+/// Whose outputs a receiver learns while it fine-tunes on the integer grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QatTeacher {
+    /// Its own float counterpart's (the receiver Mode A tuned), at the transfer's temperature:
+    /// the training recovers what rounding changed and nothing else, so the quantised receiver
+    /// keeps the float one's agreement and accuracy.
+    #[default]
+    Float,
+    /// The transmitter's knowledge, as in Mode A (its hub term included): the receiver may go
+    /// on gaining on the transmitter, or drift from its float counterpart where the knowledge
+    /// is noisy.
+    Knowledge,
+}
+
+impl std::fmt::Display for QatTeacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Float => "float",
+            Self::Knowledge => "knowledge",
+        })
+    }
+}
+
+impl std::str::FromStr for QatTeacher {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "float" => Ok(Self::Float),
+            "knowledge" => Ok(Self::Knowledge),
+            other => Err(format!(
+                "unknown quantisation-aware teacher {other:?}: expected float or knowledge"
+            )),
+        }
     }
 }
 
@@ -140,6 +182,8 @@ pub struct QuantisationReport {
     pub label: String,
     /// Quantisation-aware epochs run.
     pub epochs: usize,
+    /// Whose outputs those epochs learned.
+    pub teacher: QatTeacher,
     /// Optimiser steps they took.
     pub steps: usize,
     /// Weights stored on an integer grid.
@@ -562,6 +606,7 @@ pub(super) fn measure(
         options: aware.quantisation,
         label: aware.quantisation.label(),
         epochs,
+        teacher: aware.teacher,
         steps,
         quantised_weights: plan.weights.len(),
         quantised_activations: plan.activations.len(),
