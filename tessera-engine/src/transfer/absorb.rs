@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use tessera_api::AdapterPlan;
+use tessera_api::{AdapterPlan, TapPoint};
 
 use super::emit::log_softmax_rows;
 use super::knowledge::{synthetic_inputs, synthetic_partners, Knowledge, KnowledgeHeader};
@@ -123,17 +123,21 @@ impl<'p> ReceiverGraph<'p> {
 
     /// Logits and every pooled tap of `inputs`, without gradients.
     fn observe(&self, inputs: &Tensor) -> Result<Observed> {
+        self.observe_taps(inputs, &self.plan.taps)
+    }
+
+    /// Logits and the pooled `taps` of `inputs`, without gradients.
+    fn observe_taps(&self, inputs: &Tensor, taps_wanted: &[TapPoint]) -> Result<Observed> {
         let mut names = vec![self.output.clone()];
-        names.extend(self.plan.taps.iter().map(|tap| tap.tensor.clone()));
+        names.extend(taps_wanted.iter().map(|tap| tap.tensor.clone()));
         let mut logits = Vec::new();
-        let mut taps: Vec<Vec<Array2<f32>>> = vec![Vec::new(); self.plan.taps.len()];
+        let mut taps: Vec<Vec<Array2<f32>>> = vec![Vec::new(); taps_wanted.len()];
         let rows = inputs.shape()[0];
         for start in (0..rows).step_by(OBSERVE_BATCH) {
             let batch = inputs.slice_axis(0, start..(start + OBSERVE_BATCH).min(rows));
             let values = self.graph.forward(&[batch], &names)?;
             logits.push(to_matrix(&values[0].detach())?);
-            for ((collected, tap), value) in taps.iter_mut().zip(&self.plan.taps).zip(&values[1..])
-            {
+            for ((collected, tap), value) in taps.iter_mut().zip(taps_wanted).zip(&values[1..]) {
                 collected.push(to_matrix(
                     &pool_trainable(&value.detach(), tap).map_err(Error::compute(FINE_TUNING))?,
                 )?);
@@ -145,9 +149,7 @@ impl<'p> ReceiverGraph<'p> {
         };
         Ok(Observed {
             logits: join(&logits)?,
-            taps: self
-                .plan
-                .taps
+            taps: taps_wanted
                 .iter()
                 .zip(&taps)
                 .map(|(tap, parts)| Ok((tap.tensor.clone(), join(parts)?)))
@@ -759,7 +761,7 @@ fn float_teacher(
     let temperature = options.objective.temperature;
     let soft_targets = |inputs: &Tensor| -> Result<Array2<f32>> {
         Ok(log_softmax_rows(
-            receiver.observe(inputs)?.logits.view(),
+            receiver.observe_taps(inputs, &[])?.logits.view(),
             temperature,
         ))
     };
@@ -808,14 +810,19 @@ fn quantise_receiver(
     let started = Instant::now();
     let plan = quantise::plan_for(float, receiver.plan, aware)?;
     let epochs = aware.training_epochs();
+    // The float teacher's targets come from the state before any rounding.
     let own = match aware.teacher {
-        QatTeacher::Float if epochs > 0 => Some(float_teacher(
-            receiver,
-            tuning.knowledge,
-            tuning.train,
-            tuning.options,
-            epochs,
-        )?),
+        QatTeacher::Float if epochs > 0 => {
+            let knowledge = float_teacher(
+                receiver,
+                tuning.knowledge,
+                tuning.train,
+                tuning.options,
+                epochs,
+            )?;
+            let rows = TrainingRows::new(tuning.options, &knowledge, tuning.train, false);
+            Some((knowledge, rows))
+        }
         _ => None,
     };
     if aware.quantisation.precision.is_integer() {
@@ -829,13 +836,25 @@ fn quantise_receiver(
     let (steps, selection) = if epochs == 0 {
         (0, None)
     } else {
-        let objective = if own.is_some() {
-            Objective {
-                temperature: tuning.options.objective.temperature,
-                ..Objective::OUTPUT_ONLY
-            }
-        } else {
-            tuning.options.objective
+        // What the receiver learns: its float outputs alone, or everything Mode A learned.
+        let (knowledge, rows, hub, objective, outputs_agree) = match &own {
+            Some((knowledge, rows)) => (
+                knowledge,
+                rows,
+                None,
+                Objective {
+                    temperature: tuning.options.objective.temperature,
+                    ..Objective::OUTPUT_ONLY
+                },
+                true,
+            ),
+            None => (
+                tuning.knowledge,
+                tuning.rows,
+                tuning.hub,
+                tuning.options.objective,
+                tuning.outputs_agree,
+            ),
         };
         let options = TransferOptions {
             epochs,
@@ -843,18 +862,15 @@ fn quantise_receiver(
             objective,
             ..*tuning.options
         };
-        let own_rows = own
-            .as_ref()
-            .map(|knowledge| TrainingRows::new(&options, knowledge, tuning.train, false));
         let calibrating = epochs - aware.frozen_epochs;
         fine_tune(
             &options,
             receiver,
-            if own.is_some() { None } else { tuning.hub },
-            own.as_ref().unwrap_or(tuning.knowledge),
+            hub,
+            knowledge,
             tuning.train,
-            own_rows.as_ref().unwrap_or(tuning.rows),
-            own.is_some() || tuning.outputs_agree,
+            rows,
+            outputs_agree,
             &mut |graph, epoch| {
                 if epoch > 0 && epoch < calibrating {
                     quantise::calibrate(graph, &plan, &aware.quantisation, &tuning.train.inputs)?;
