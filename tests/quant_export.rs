@@ -13,7 +13,7 @@ use tessera_host::backend::candle::{
 };
 use tessera_host::capture::{capture, CaptureOptions};
 use tessera_host::dataset::Dataset;
-use tessera_host::onnx::OnnxModel;
+use tessera_host::onnx::{float_values, OnnxModel};
 use tessera_host::quant::calibrate::RangeObserver;
 use tessera_host::quant::export::{export, export_with, ActivationStorage};
 use tessera_host::quant::grid::{Grid, QuantParams};
@@ -127,6 +127,41 @@ fn max_difference(a: &ndarray::ArrayD<f32>, b: &ndarray::ArrayD<f32>) -> f32 {
         .fold(0.0, f32::max)
 }
 
+fn mean_difference(a: &ndarray::ArrayD<f32>, b: &ndarray::ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .sum::<f32>()
+        / a.len() as f32
+}
+
+/// How far ONNX Runtime's integer kernels may be from what training computed. They sum in
+/// int32 and rescale once, so more values than in tract land on the other side of a rounding
+/// boundary; each moves what reads it by one step of its grid times the weight it meets. Bounded
+/// by the coarsest activation step times the largest quantised weight (at least 1), for two
+/// such crossings meeting in one output.
+fn rounding_bound(
+    model: &OnnxModel,
+    plan: &QuantisationPlan,
+    grids: &HashMap<String, QuantParams>,
+) -> f32 {
+    let step = grids.values().map(|p| p.scale).fold(0.0, f32::max);
+    let largest_weight = plan
+        .weights
+        .iter()
+        .filter_map(|site| {
+            model
+                .graph()
+                .initializer
+                .iter()
+                .find(|init| init.name == site.initializer)
+        })
+        .flat_map(|init| float_values(init).unwrap())
+        .fold(1.0, |largest, value| value.abs().max(largest));
+    2.0 * step * largest_weight
+}
+
 /// The zoo receivers compared: every family, both tasks.
 const RECEIVERS: [&str; 5] = [
     "digits/mlp_64d_2L.rx.torchscript",
@@ -173,24 +208,14 @@ fn int8_exports_compute_what_training_saw_within_one_step() {
             difference <= step,
             "{id}: max difference {difference} > one step {step}"
         );
-        let mean = trained
-            .iter()
-            .zip(run.iter())
-            .map(|(a, b)| (a - b).abs())
-            .sum::<f32>()
-            / trained.len() as f32;
+        let mean = mean_difference(&trained, &run);
         assert!(
             mean <= 0.1 * step,
             "{id}: mean difference {mean}, step {step}"
         );
         // The comparison tells grids apart: the float model is much further away.
         let float = exported(&model, &compared);
-        let float_mean = trained
-            .iter()
-            .zip(float.iter())
-            .map(|(a, b)| (a - b).abs())
-            .sum::<f32>()
-            / trained.len() as f32;
+        let float_mean = mean_difference(&trained, &float);
         assert!(
             float_mean > 4.0 * mean,
             "{id}: float {float_mean}, exported {mean}"
@@ -223,8 +248,8 @@ fn weight_only_exports_match_training_to_float_rounding() {
 }
 
 /// The exports run in ONNX Runtime too (with its QDQ fusions into integer kernels for INT8):
-/// INT8 within one step of training, 4-bit weight-only (packed, blocked, in int8) and FP16 to
-/// float rounding of what the trainable graph computes with the same weights.
+/// INT8 within [`rounding_bound`] of training, 4-bit weight-only (packed, blocked, in int8) and
+/// FP16 to float rounding of what the trainable graph computes with the same weights.
 #[cfg(feature = "ort")]
 #[test]
 fn every_export_runs_in_onnx_runtime_as_trained() {
@@ -261,13 +286,20 @@ fn every_export_runs_in_onnx_runtime_as_trained() {
         let int8_plan = plan(&model, &options, &QuantisationChoices::default());
         let (trained, grids) = fake_quantised(&model, &int8_plan, &calibration, &compared);
         let step = grids.values().map(|p| p.scale).fold(0.0, f32::max);
+        let bound = rounding_bound(&model, &int8_plan, &grids);
         for storage in [ActivationStorage::Int8, ActivationStorage::Uint8] {
             let int8 = export_with(&model, &int8_plan, &grids, &options, storage).unwrap();
             let run = run_in_ort(&int8, &model, &compared);
             let difference = max_difference(&trained, &run);
+            eprintln!("{id} {storage:?} in ONNX Runtime: max difference {difference}, step {step}");
             assert!(
-                difference <= step,
-                "{id} {storage:?} in ONNX Runtime: {difference} > {step}"
+                difference <= bound,
+                "{id} {storage:?} in ONNX Runtime: {difference} > {bound}"
+            );
+            let mean = mean_difference(&trained, &run);
+            assert!(
+                mean <= 0.1 * step,
+                "{id} {storage:?}: mean difference {mean}"
             );
         }
         for options in [

@@ -128,10 +128,10 @@ pub struct AdapterPlan {
 }
 
 /// What an adapter lets a quantisation-aware transfer quantise. The host quantises the weights
-/// of every `MatMul`, `Gemm` and `Conv` that reads a stored weight (and the activations they
-/// read and write, at INT8), the weights of `LSTM`/`GRU` nodes, and lookup tables; these
-/// choices keep parts of a family in floating point where quantising them costs more than it
-/// saves. [`Default`] is the host's recommendation for a family it knows nothing about.
+/// of every `MatMul`, `Gemm` and `Conv` that reads a stored weight (and, at INT8, the
+/// activations they read and a `Conv` writes), the weights of `LSTM`/`GRU` nodes, and lookup
+/// tables; these choices keep parts of a family in floating point where quantising them costs
+/// more than it saves. [`Default`] is the host's recommendation for a family it knows nothing about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]

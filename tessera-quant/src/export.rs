@@ -4,8 +4,14 @@
 //!   writes, so that its QDQ fusions turn the graph into integer kernels. Every quantised
 //!   weight `W` becomes `W_quantized` (int8), `W_scale` and `W_zero_point` feeding a
 //!   `DequantizeLinear` whose output is named `W`, so every node that read the weight is
-//!   unchanged. Every quantised activation `t` gets a `QuantizeLinear` → `DequantizeLinear`
-//!   pair right after its producer, and the nodes that read `t` read `t_dequantized` instead.
+//!   unchanged. A weight whose node reads no quantised activation (`LSTM` and `GRU` weights,
+//!   `Gather` tables, every weight of a weight-only precision), which no runtime can fuse into
+//!   an integer kernel, is stored the same way but widened by `Cast` → (`Sub` zero point) →
+//!   `Mul` scale instead: the same arithmetic on constants, which runtimes fold into a float
+//!   constant when they load the model, where a `DequantizeLinear` would be kept for QDQ
+//!   fusions that never come and run on every inference. Every quantised activation `t` gets a
+//!   `QuantizeLinear` → `DequantizeLinear` pair right after its producer, and the nodes that
+//!   read `t` read `t_dequantized` instead (but `Shape` and `Size`, which read only its shape).
 //!   Biases of `Gemm`/`Conv` nodes whose input and weight are quantised are stored as int32
 //!   with scale `input scale × weight scale` and zero point 0. The model's opset is kept (13 or
 //!   newer: per-channel `DequantizeLinear` needs 13).
@@ -33,7 +39,7 @@ use tessera_onnx::proto::{
 use tessera_onnx::{float_values, OnnxModel};
 
 use crate::grid::{quantize_weight, round_half_to_even, Granularity, QuantParams, QuantizedWeight};
-use crate::plan::QuantisationPlan;
+use crate::plan::{QuantisationPlan, WeightRole, WeightSite};
 use crate::scheme::{Int4Storage, Precision, QuantisationOptions};
 use crate::{Error, Result};
 
@@ -297,8 +303,6 @@ fn integer_proto(
         );
         let dims = &shape;
         let q_name = names.tensor(&format!("{name}_quantized"));
-        let s_name = names.tensor(&format!("{name}_scale"));
-        let z_name = names.tensor(&format!("{name}_zero_point"));
         added.push(tensor(
             &q_name,
             storage.data_type(),
@@ -307,6 +311,24 @@ fn integer_proto(
         ));
         let scales: Vec<f32> = quantized.params.iter().map(|p| p.scale).collect();
         let zero_points: Vec<i32> = quantized.params.iter().map(|p| p.zero_point).collect();
+        let broadcast = constant_dequantisation(site.granularity, &shape)
+            .filter(|_| storage == Storage::Int8 && !feeds_integer_kernel(graph, site, plan));
+        if let Some(broadcast) = broadcast {
+            front.extend(dequantise_by_arithmetic(
+                &mut names,
+                &mut added,
+                name,
+                q_name,
+                &broadcast,
+                &scales,
+                &zero_points,
+            ));
+            replaced.insert(name.to_string());
+            weights.insert(name.to_string(), quantized);
+            continue;
+        }
+        let s_name = names.tensor(&format!("{name}_scale"));
+        let z_name = names.tensor(&format!("{name}_zero_point"));
         added.push(float_tensor(&s_name, &quantized.scale_shape, &scales));
         added.push(tensor(
             &z_name,
@@ -517,8 +539,12 @@ fn integer_proto(
     }
 
     // Readers of a quantised activation read its dequantised copy; the new nodes are not
-    // among the graph's nodes yet, so the QuantizeLinear nodes keep reading the original.
+    // among the graph's nodes yet, so the QuantizeLinear nodes keep reading the original. So do
+    // the readers of its shape alone, which would otherwise keep a DequantizeLinear running.
     for node in &mut graph.node {
+        if matches!(node.op_type.as_str(), "Shape" | "Size") {
+            continue;
+        }
         for input in &mut node.input {
             if let Some(dequantized) = rewired.get(input.as_str()) {
                 *input = dequantized.clone();
@@ -549,6 +575,85 @@ fn integer_proto(
         proto.ir_version = proto.ir_version.max(INT4_IR_VERSION);
     }
     Ok(proto)
+}
+
+/// Whether the weight of `site` is read by a compute node whose activation input the plan
+/// quantises: only there can a runtime fuse its `DequantizeLinear` into an integer kernel.
+fn feeds_integer_kernel(graph: &GraphProto, site: &WeightSite, plan: &QuantisationPlan) -> bool {
+    site.role == WeightRole::Compute
+        && graph.node.iter().any(|node| {
+            node.input
+                .iter()
+                .skip(1)
+                .any(|input| *input == site.initializer)
+                && plan.activations.contains(&node.input[0])
+        })
+}
+
+/// The shape a weight's scales broadcast in, where a weight that feeds no integer kernel (a
+/// weight-only site: an `LSTM`/`GRU` weight, a `Gather` table, any weight with float
+/// activations) is better dequantised by `Cast` → `Mul` than by `DequantizeLinear`: with one
+/// scale or one per channel. Runtimes fold that arithmetic on constants into a float constant
+/// once, when they load the model, whereas they keep a `DequantizeLinear` for their QDQ
+/// fusions and run it on every inference; the file holds the same integers either way.
+fn constant_dequantisation(granularity: Granularity, shape: &[usize]) -> Option<Vec<usize>> {
+    match granularity {
+        Granularity::PerTensor => Some(Vec::new()),
+        Granularity::PerChannel { axis } => Some(
+            (0..shape.len())
+                .map(|index| if index == axis { shape[axis] } else { 1 })
+                .collect(),
+        ),
+        Granularity::Blocked { .. } => None,
+    }
+}
+
+/// The nodes that compute weight `name` as `(Cast(q_name) − zero point) × scale`, exactly what
+/// `DequantizeLinear` computes, with `scales` and `zero_points` (one per group) laid out in
+/// `broadcast`; the subtraction is left out where every zero point is 0. The scale and zero
+/// point initializers are added to `added`.
+fn dequantise_by_arithmetic(
+    names: &mut Names,
+    added: &mut Vec<TensorProto>,
+    name: &str,
+    q_name: String,
+    broadcast: &[usize],
+    scales: &[f32],
+    zero_points: &[i32],
+) -> Vec<NodeProto> {
+    let widened = names.tensor(&format!("{name}_widened"));
+    let mut nodes = vec![node(
+        names.node(&format!("{name}_Cast")),
+        "Cast",
+        vec![q_name],
+        vec![widened.clone()],
+        vec![int_attribute("to", DataType::Float as i64)],
+    )];
+    let mut centred = widened;
+    if zero_points.iter().any(|&zero| zero != 0) {
+        let z_name = names.tensor(&format!("{name}_zero_point"));
+        let zeros: Vec<f32> = zero_points.iter().map(|&zero| zero as f32).collect();
+        added.push(float_tensor(&z_name, broadcast, &zeros));
+        let shifted = names.tensor(&format!("{name}_centred"));
+        nodes.push(node(
+            names.node(&format!("{name}_Sub")),
+            "Sub",
+            vec![centred, z_name],
+            vec![shifted.clone()],
+            Vec::new(),
+        ));
+        centred = shifted;
+    }
+    let s_name = names.tensor(&format!("{name}_scale"));
+    added.push(float_tensor(&s_name, broadcast, scales));
+    nodes.push(node(
+        names.node(&format!("{name}_Mul")),
+        "Mul",
+        vec![centred, s_name],
+        vec![name.to_string()],
+        Vec::new(),
+    ));
+    nodes
 }
 
 /// Fails when `granularity` does not fit a weight of `shape` stored as `storage`.

@@ -1,6 +1,6 @@
 //! Which tensors of a graph a quantisation touches: the weights of its compute nodes, with the
-//! layout of their scales, the activations those nodes read and write, and the biases that
-//! follow their inputs onto an integer grid.
+//! layout of their scales, the activations those nodes read (and a `Conv` writes), and the
+//! biases that follow their inputs onto an integer grid.
 
 use std::collections::HashSet;
 
@@ -60,7 +60,8 @@ pub struct BiasSite {
 pub struct QuantisationPlan {
     /// Weights stored on a grid, in graph order.
     pub weights: Vec<WeightSite>,
-    /// Activations quantised where they are produced (INT8 activations only), in graph order.
+    /// Activations quantised where they are produced (INT8 activations only), in graph order:
+    /// the inputs of quantised compute nodes and the outputs of quantised `Conv` nodes.
     pub activations: Vec<String>,
     /// Biases stored on an int32 grid (INT8 activations only).
     pub biases: Vec<BiasSite>,
@@ -238,8 +239,13 @@ pub fn plan(
         if quantise_activations && candidate.role == WeightRole::Compute {
             let input = &candidate.node.input[0];
             add_activation(&mut activations, input);
-            if let Some(output) = candidate.node.output.first() {
-                add_activation(&mut activations, output);
+            // ONNX Runtime's integer MatMul and Gemm kernels (MatMulIntegerToFloat, QGemm)
+            // return float, so a Q/DQ pair on their output would only cost time; QLinearConv
+            // needs its output's scale, and chains of convolutions then stay integer.
+            if candidate.node.op_type == "Conv" {
+                if let Some(output) = candidate.node.output.first() {
+                    add_activation(&mut activations, output);
+                }
             }
             let bias = candidate
                 .node

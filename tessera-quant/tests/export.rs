@@ -10,7 +10,7 @@ use tessera_onnx::{float_values, OnnxModel};
 use tessera_quant::calibrate::RangeObserver;
 use tessera_quant::export::{export, export_with, model_bytes, ActivationStorage, METADATA_KEY};
 use tessera_quant::grid::{quantize_weight, Granularity, Grid, QuantParams};
-use tessera_quant::plan::{plan, QuantisationPlan};
+use tessera_quant::plan::{plan, QuantisationPlan, WeightRole};
 use tessera_quant::{
     ActivationPrecision, Error, Int4Storage, Precision, QuantisationOptions, RangeMethod,
 };
@@ -384,13 +384,13 @@ fn int8_export_has_the_qdq_layout_of_onnx_runtimes_quantiser() {
         let readers: Vec<&str> = graph
             .node
             .iter()
-            .filter(|n| n.input.contains(name))
+            .filter(|n| n.input.contains(name) && !matches!(n.op_type.as_str(), "Shape" | "Size"))
             .map(|n| n.name.as_str())
             .collect();
         assert_eq!(
             readers,
             [q.name.as_str()],
-            "only the QuantizeLinear reads {name}"
+            "only the QuantizeLinear (and readers of its shape) read {name}"
         );
         assert!(graph
             .node
@@ -516,6 +516,83 @@ fn int8_exports_run_in_tract_and_follow_the_float_model() {
         );
         assert!(agreement >= 0.95, "{path}: argmax agreement {agreement}");
         assert!(diff <= 0.15 * max_abs(&float), "{path}: max |diff| {diff}");
+    }
+}
+
+/// The node of `graph` that writes `tensor`.
+fn producer<'g>(graph: &'g GraphProto, tensor: &str) -> &'g NodeProto {
+    graph
+        .node
+        .iter()
+        .find(|n| n.output.iter().any(|o| o == tensor))
+        .unwrap_or_else(|| panic!("nothing writes {tensor}"))
+}
+
+#[test]
+fn only_integer_kernels_get_qdq_and_weight_only_weights_fold_at_load() {
+    let folder = tempfile::tempdir().unwrap();
+    let options = QuantisationOptions::default();
+    for path in [
+        "digits/lstm_64d_2L.tx.torchscript.onnx",
+        "digits/transformer_64d_2L.rx.torchscript.onnx",
+        "digits/conv_64d_2L.tx.torchscript.onnx",
+    ] {
+        let model = load(path);
+        let plan = plan(&model, &options, &QuantisationChoices::default());
+        let (_, _, _, exported) = export_and_run(path, &options, folder.path());
+        let graph = exported.graph();
+        let original = model.graph();
+        // Activations: the inputs of quantised compute nodes, and the outputs of convolutions
+        // alone (MatMul and Gemm have integer kernels with float outputs).
+        for name in &plan.activations {
+            let input_of_compute = original.node.iter().any(|n| {
+                matches!(n.op_type.as_str(), "MatMul" | "Gemm" | "Conv") && n.input[0] == *name
+            });
+            let is_graph_input = original.input.iter().any(|i| i.name == *name);
+            let output_of_conv = !is_graph_input && producer(original, name).op_type == "Conv";
+            assert!(
+                input_of_compute || output_of_conv,
+                "{path}: {name} is quantised but feeds no compute node"
+            );
+        }
+        for site in &plan.weights {
+            let widened = producer(graph, &site.initializer);
+            let integer_kernel = graph.node.iter().any(|n| {
+                n.input.iter().skip(1).any(|i| *i == site.initializer)
+                    && n.input[0].ends_with("_dequantized")
+            });
+            if site.role == WeightRole::Compute && integer_kernel {
+                assert_eq!(
+                    widened.op_type, "DequantizeLinear",
+                    "{path}: {}",
+                    site.initializer
+                );
+                continue;
+            }
+            // Cast → Mul: constants a runtime folds when it loads the model.
+            assert_eq!(widened.op_type, "Mul", "{path}: {}", site.initializer);
+            let cast = producer(graph, &widened.input[0]);
+            assert_eq!(cast.op_type, "Cast");
+            assert_eq!(cast.input, [format!("{}_quantized", site.initializer)]);
+            let scale = initializer(graph, &widened.input[1]).unwrap();
+            let Granularity::PerChannel { axis } = site.granularity else {
+                panic!("per-channel")
+            };
+            let mut broadcast = vec![1; site.shape.len()];
+            broadcast[axis] = site.shape[axis] as i64;
+            assert_eq!(scale.dims, broadcast);
+        }
+        // Readers of a quantised activation's shape read the original tensor.
+        for node in graph.node.iter().filter(|n| n.op_type == "Shape") {
+            assert!(
+                !node.input[0].ends_with("_dequantized"),
+                "{path}: {}",
+                node.name
+            );
+        }
+        if path.contains("lstm") {
+            assert!(plan.weights.iter().any(|s| s.role == WeightRole::Recurrent));
+        }
     }
 }
 
