@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
-use tessera_engine::backend::{self, ExecutorOptions};
+use tessera_engine::backend::ExecutorOptions;
 use tessera_engine::capture::{capture, CaptureOptions};
 use tessera_engine::plugin::PluginRegistry;
 use tessera_engine::transfer::{
-    ModeATransfer, QatTeacher, QuantisationAware, QuantisationReport, TransferOptions,
-    TransferReport,
+    time_side_by_side, ModeATransfer, QatTeacher, QuantisationAware, QuantisationReport,
+    TransferOptions, TransferReport,
 };
 use tessera_engine::zoo::Zoo;
 use tessera_fs::{write_atomically, IoError};
@@ -164,8 +164,8 @@ impl PrecisionRun {
     }
 }
 
-/// Inference times of the PTQ model against its float receiver (same executor, best of three
-/// passes over the held-out inputs).
+/// Inference times of the PTQ model against its float receiver (same executor, each its best
+/// pass over the held-out inputs, timed side by side: `time_side_by_side`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PtqTiming {
     /// The float receiver, seconds.
@@ -655,24 +655,6 @@ fn first_output(model: &OnnxModel) -> Result<String> {
         .ok_or_else(|| Error::from(model.error("the model declares no output")))
 }
 
-/// Best of three passes of `dataset` through `model` in `executor`, seconds.
-fn time_inference(model: &OnnxModel, dataset: &Dataset, executor: ExecutorOptions) -> Result<f64> {
-    let output = first_output(model)?;
-    let mut runner = backend::open(model, std::slice::from_ref(&output), executor)?;
-    let rows = dataset.len();
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let started = Instant::now();
-        for start in (0..rows).step_by(BATCH) {
-            runner.run(&[dataset
-                .inputs
-                .slice_axis(0, start..(start + BATCH).min(rows))])?;
-        }
-        best = best.min(started.elapsed().as_secs_f64());
-    }
-    Ok(best)
-}
-
 fn metric<T>(result: tessera_metrics::Result<T>) -> Result<T> {
     result.map_err(|error| Error::from(tessera_engine::Error::from(error)))
 }
@@ -725,8 +707,7 @@ fn anchor(
     let agreement = |a: &Array2<f32>, b: &Array2<f32>| {
         metric(tessera_metrics::top1_agreement(a.view(), b.view()))
     };
-    let float_seconds = time_inference(float, what.validation, what.executor)?;
-    let ptq_seconds = time_inference(&ptq, what.validation, what.executor)?;
+    let timing = time_side_by_side(float, &ptq, what.validation, what.executor)?;
     let float_bytes = float.to_bytes().len();
     let bytes = ptq.to_bytes().len();
     let run = PtqRun {
@@ -744,9 +725,9 @@ fn anchor(
         bytes,
         compression: float_bytes as f64 / bytes.max(1) as f64,
         inference: Some(PtqTiming {
-            float_seconds,
-            ptq_seconds,
-            ratio: ptq_seconds / float_seconds.max(f64::MIN_POSITIVE),
+            float_seconds: timing.float_seconds,
+            ptq_seconds: timing.quantised_seconds,
+            ratio: timing.ratio,
         }),
         preprocess: script.preprocess,
         requested_nodes: script.requested_nodes.unwrap_or(nodes.len()),

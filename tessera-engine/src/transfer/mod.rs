@@ -62,8 +62,8 @@ pub use measure::{fidelity, DepthCka, Fidelity, Observed};
 pub use objective::Objective;
 pub use options::{Augmentation, TransferOptions};
 pub use quantise::{
-    Clipping, InferenceTiming, QatTeacher, QuantisationAware, QuantisationReport, QuantisedSummary,
-    TapSqnr, FIDELITY_METADATA_KEY,
+    time_side_by_side, Clipping, InferenceTiming, QatTeacher, QuantisationAware,
+    QuantisationReport, QuantisedSummary, TapSqnr, FIDELITY_METADATA_KEY,
 };
 pub use release::KnowledgePrivacy;
 pub use report::{ModelSummary, Timings, TransferReport};

@@ -147,9 +147,9 @@ impl std::str::FromStr for QatTeacher {
 pub struct InferenceTiming {
     /// The executor, e.g. `tract (CPU)` or `ONNX Runtime (CPU)`.
     pub executor: String,
-    /// The float receiver, best of three passes.
+    /// The float receiver, its best pass ([`time_side_by_side`]).
     pub float_seconds: f64,
-    /// The quantised receiver, best of three passes.
+    /// The quantised receiver, its best pass.
     pub quantised_seconds: f64,
     /// `quantised / float`: below 1 the quantised receiver is faster.
     pub ratio: f64,
@@ -491,26 +491,46 @@ fn clipping(
         .collect())
 }
 
-/// Best of three passes of `dataset` through `model`'s output in `executor`, seconds.
-fn time_inference(
-    model: &OnnxModel,
+/// Timed passes of the held-out inputs through each model in [`time_side_by_side`].
+const TIMED_PASSES: usize = 10;
+
+/// The held-out inputs through `float` and through `other` (a quantised receiver), in
+/// `executor`: one untimed pass each, then [`TIMED_PASSES`] timed passes of each, alternating so
+/// that a machine whose speed drifts slows both alike; each model's best pass counts.
+pub fn time_side_by_side(
+    float: &OnnxModel,
+    other: &OnnxModel,
     dataset: &Dataset,
     executor: ExecutorOptions,
-) -> Result<(f64, String)> {
-    let output = first_output(model)?;
-    let mut runner = backend::open(model, std::slice::from_ref(&output), executor)?;
+) -> Result<InferenceTiming> {
+    let mut runners = [float, other]
+        .into_iter()
+        .map(|model| {
+            let output = first_output(model)?;
+            backend::open(model, std::slice::from_ref(&output), executor)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let rows = dataset.len();
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let started = Instant::now();
-        for start in (0..rows).step_by(OBSERVE_BATCH) {
-            runner.run(&[dataset
-                .inputs
-                .slice_axis(0, start..(start + OBSERVE_BATCH).min(rows))])?;
+    let mut best = [f64::INFINITY; 2];
+    for pass in 0..=TIMED_PASSES {
+        for (runner, best) in runners.iter_mut().zip(&mut best) {
+            let started = Instant::now();
+            for start in (0..rows).step_by(OBSERVE_BATCH) {
+                runner.run(&[dataset
+                    .inputs
+                    .slice_axis(0, start..(start + OBSERVE_BATCH).min(rows))])?;
+            }
+            if pass > 0 {
+                *best = best.min(started.elapsed().as_secs_f64());
+            }
         }
-        best = best.min(started.elapsed().as_secs_f64());
     }
-    Ok((best, runner.description()))
+    Ok(InferenceTiming {
+        executor: runners[0].description(),
+        float_seconds: best[0],
+        quantised_seconds: best[1],
+        ratio: best[1] / best[0].max(f64::MIN_POSITIVE),
+    })
 }
 
 /// What the measurement of a quantised receiver needs.
@@ -589,16 +609,12 @@ pub(super) fn measure(
     };
     let inference = match twin {
         Some(_) => None,
-        None => {
-            let (float_seconds, executor) = time_inference(float, what.validation, what.executor)?;
-            let (quantised_seconds, _) = time_inference(quantised, what.validation, what.executor)?;
-            Some(InferenceTiming {
-                executor,
-                float_seconds,
-                quantised_seconds,
-                ratio: quantised_seconds / float_seconds.max(f64::MIN_POSITIVE),
-            })
-        }
+        None => Some(time_side_by_side(
+            float,
+            quantised,
+            what.validation,
+            what.executor,
+        )?),
     };
     let float_bytes = float.to_bytes().len();
     let quantised_bytes = quantised.to_bytes().len();
