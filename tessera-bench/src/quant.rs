@@ -165,7 +165,7 @@ impl PrecisionRun {
 }
 
 /// Inference times of the PTQ model against its float receiver (same executor, each its best
-/// pass over the held-out inputs, timed side by side: `time_side_by_side`).
+/// pass over the held-out inputs, timed side by side in blocks: `time_side_by_side`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PtqTiming {
     /// The float receiver, seconds.

@@ -491,12 +491,18 @@ fn clipping(
         .collect())
 }
 
-/// Timed passes of the held-out inputs through each model in [`time_side_by_side`].
-const TIMED_PASSES: usize = 10;
+/// Rounds of [`time_side_by_side`]: each times a block of passes of each model in turn.
+const TIMING_ROUNDS: usize = 3;
+
+/// Timed passes of the held-out inputs in each block, after one untimed pass.
+const PASSES_PER_BLOCK: usize = 10;
 
 /// The held-out inputs through `float` and through `other` (a quantised receiver), in
-/// `executor`: one untimed pass each, then [`TIMED_PASSES`] timed passes of each, alternating so
-/// that a machine whose speed drifts slows both alike; each model's best pass counts.
+/// `executor`: [`TIMING_ROUNDS`] rounds, each a block of [`PASSES_PER_BLOCK`] timed passes
+/// through one model and then through the other, so that a machine whose speed drifts slows
+/// both alike; each model's best pass counts. Each block starts with an untimed pass, which
+/// absorbs what switching from the other model costs (ONNX Runtime's threads of the idle
+/// session still spinning, cold caches).
 pub fn time_side_by_side(
     float: &OnnxModel,
     other: &OnnxModel,
@@ -512,16 +518,18 @@ pub fn time_side_by_side(
         .collect::<Result<Vec<_>>>()?;
     let rows = dataset.len();
     let mut best = [f64::INFINITY; 2];
-    for pass in 0..=TIMED_PASSES {
+    for _ in 0..TIMING_ROUNDS {
         for (runner, best) in runners.iter_mut().zip(&mut best) {
-            let started = Instant::now();
-            for start in (0..rows).step_by(OBSERVE_BATCH) {
-                runner.run(&[dataset
-                    .inputs
-                    .slice_axis(0, start..(start + OBSERVE_BATCH).min(rows))])?;
-            }
-            if pass > 0 {
-                *best = best.min(started.elapsed().as_secs_f64());
+            for pass in 0..=PASSES_PER_BLOCK {
+                let started = Instant::now();
+                for start in (0..rows).step_by(OBSERVE_BATCH) {
+                    runner.run(&[dataset
+                        .inputs
+                        .slice_axis(0, start..(start + OBSERVE_BATCH).min(rows))])?;
+                }
+                if pass > 0 {
+                    *best = best.min(started.elapsed().as_secs_f64());
+                }
             }
         }
     }
