@@ -39,7 +39,7 @@ use tessera_onnx::proto::{
 use tessera_onnx::{float_values, OnnxModel};
 
 use crate::grid::{quantize_weight, round_half_to_even, Granularity, QuantParams, QuantizedWeight};
-use crate::plan::{QuantisationPlan, WeightRole, WeightSite};
+use crate::plan::{QuantisationPlan, WeightRole};
 use crate::scheme::{Int4Storage, Precision, QuantisationOptions};
 use crate::{Error, Result};
 
@@ -259,6 +259,8 @@ fn integer_proto(
     let mut replaced: HashSet<String> = HashSet::new();
     let mut weights: HashMap<String, QuantizedWeight> = HashMap::new();
 
+    let planned: HashSet<&str> = plan.activations.iter().map(String::as_str).collect();
+    let integer_kernel_weights = integer_kernel_weights(graph, plan, &planned);
     for site in &plan.weights {
         let name = site.initializer.as_str();
         if weights.contains_key(name) {
@@ -312,7 +314,7 @@ fn integer_proto(
         let scales: Vec<f32> = quantized.params.iter().map(|p| p.scale).collect();
         let zero_points: Vec<i32> = quantized.params.iter().map(|p| p.zero_point).collect();
         let broadcast = constant_dequantisation(site.granularity, &shape)
-            .filter(|_| storage == Storage::Int8 && !feeds_integer_kernel(graph, site, plan));
+            .filter(|_| storage == Storage::Int8 && !integer_kernel_weights.contains(name));
         if let Some(broadcast) = broadcast {
             front.extend(dequantise_by_arithmetic(
                 &mut names,
@@ -356,7 +358,6 @@ fn integer_proto(
         weights.insert(name.to_string(), quantized);
     }
 
-    let planned: HashSet<&str> = plan.activations.iter().map(String::as_str).collect();
     let mut biases: HashMap<&str, (&str, &str)> = HashMap::new();
     for site in &plan.biases {
         let name = site.initializer.as_str();
@@ -577,17 +578,35 @@ fn integer_proto(
     Ok(proto)
 }
 
-/// Whether the weight of `site` is read by a compute node whose activation input the plan
-/// quantises: only there can a runtime fuse its `DequantizeLinear` into an integer kernel.
-fn feeds_integer_kernel(graph: &GraphProto, site: &WeightSite, plan: &QuantisationPlan) -> bool {
-    site.role == WeightRole::Compute
-        && graph.node.iter().any(|node| {
-            node.input
-                .iter()
-                .skip(1)
-                .any(|input| *input == site.initializer)
-                && plan.activations.contains(&node.input[0])
-        })
+/// The compute weights of `plan` that a node reading a quantised activation (one of
+/// `planned`) takes: only there can a runtime fuse their `DequantizeLinear` into an integer
+/// kernel.
+fn integer_kernel_weights<'p>(
+    graph: &GraphProto,
+    plan: &'p QuantisationPlan,
+    planned: &HashSet<&str>,
+) -> HashSet<&'p str> {
+    let compute: HashSet<&str> = plan
+        .weights
+        .iter()
+        .filter(|site| site.role == WeightRole::Compute)
+        .map(|site| site.initializer.as_str())
+        .collect();
+    let mut taken = HashSet::new();
+    for node in &graph.node {
+        if node
+            .input
+            .first()
+            .is_some_and(|input| planned.contains(input.as_str()))
+        {
+            for input in node.input.iter().skip(1) {
+                if let Some(&weight) = compute.get(input.as_str()) {
+                    taken.insert(weight);
+                }
+            }
+        }
+    }
+    taken
 }
 
 /// The shape a weight's scales broadcast in, where a weight that feeds no integer kernel (a
