@@ -13,7 +13,7 @@ use tessera_host::backend::candle::{
 };
 use tessera_host::capture::{capture, CaptureOptions};
 use tessera_host::dataset::Dataset;
-use tessera_host::onnx::{float_values, OnnxModel};
+use tessera_host::onnx::OnnxModel;
 use tessera_host::quant::calibrate::RangeObserver;
 use tessera_host::quant::export::{export, export_with, ActivationStorage};
 use tessera_host::quant::grid::{Grid, QuantParams};
@@ -141,11 +141,13 @@ fn mean_difference(a: &ndarray::ArrayD<f32>, b: &ndarray::ArrayD<f32>) -> f32 {
 /// boundary; each moves what reads it by one step of its grid times the weight it meets. Bounded
 /// by the coarsest activation step times the largest quantised weight (at least 1), for two
 /// such crossings meeting in one output.
+#[cfg(feature = "ort")]
 fn rounding_bound(
     model: &OnnxModel,
     plan: &QuantisationPlan,
     grids: &HashMap<String, QuantParams>,
 ) -> f32 {
+    use tessera_host::onnx::float_values;
     let step = grids.values().map(|p| p.scale).fold(0.0, f32::max);
     let largest_weight = plan
         .weights
