@@ -7,6 +7,7 @@
 //!
 //! `tessera-host` re-exports this crate as `tessera_host::onnx`.
 
+mod constants;
 mod error;
 mod external_data;
 mod summary;
@@ -22,6 +23,7 @@ use proto::{self as pb, tensor_shape_proto::dimension, type_proto, ModelProto};
 use tessera_fs::IoError;
 use tessera_tensor::tensor::{DType, Dim, TensorSpec};
 
+pub use constants::merge_duplicate_constants;
 pub use error::{Error, Result};
 pub use summary::{ModelSummary, OpsetImport};
 
