@@ -148,10 +148,17 @@ fn int8_transfer_writes_a_qdq_receiver_that_keeps_what_the_float_one_learned() {
     assert!(figure(&quantisation["inference"]["ratio"]) > 0.0);
     assert_eq!(quantisation["measured_on"], "the exported file");
 
-    // Standard QDQ: int8 weights behind DequantizeLinear, activations through Q/DQ pairs.
+    // Standard QDQ where an integer kernel pays for quantising its input (the MLP's 512 → 64
+    // projection): its int8 weight and int32 bias behind DequantizeLinear, its input through a
+    // Q/DQ pair. The six narrower layers read float inputs, their int8 weights widened at load.
     let quantised = OnnxModel::load(&quantised_path).unwrap();
-    assert!(op_count(&quantised, "QuantizeLinear") >= 2);
-    assert!(op_count(&quantised, "DequantizeLinear") >= 4);
+    assert_eq!(quantisation["quantised_activations"], 1, "{quantisation}");
+    assert_eq!(op_count(&quantised, "QuantizeLinear"), 1);
+    assert_eq!(op_count(&quantised, "DequantizeLinear"), 3);
+    let weight_only = quantisation["weight_only"].as_array().unwrap();
+    assert_eq!(weight_only.len(), 6, "{quantisation}");
+    assert!(!weight_only.contains(&serde_json::json!("/flat_proj/Gemm")));
+    assert_eq!(op_count(&quantised, "Cast"), 6);
     let int8_weights = quantised
         .graph()
         .initializer

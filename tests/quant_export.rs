@@ -17,7 +17,7 @@ use tessera_host::onnx::OnnxModel;
 use tessera_host::quant::calibrate::RangeObserver;
 use tessera_host::quant::export::{export, export_with, ActivationStorage};
 use tessera_host::quant::grid::{Grid, QuantParams};
-use tessera_host::quant::plan::{plan, QuantisationPlan};
+use tessera_host::quant::plan::{plan, QuantisationPlan, SampleShapes};
 use tessera_host::quant::{
     ActivationPrecision, Int4Storage, Precision, QuantisationOptions, RangeMethod,
 };
@@ -28,6 +28,26 @@ use support::{zoo, zoo_file};
 /// Rows of the training inputs used to calibrate, and of the held-out inputs compared.
 const CALIBRATION_ROWS: usize = 256;
 const COMPARED_ROWS: usize = 128;
+
+/// The plan for `model` with the adapter's default choices and no shapes known (every layer
+/// counted at one row or position per sample).
+fn plan_with_defaults(model: &OnnxModel, options: &QuantisationOptions) -> QuantisationPlan {
+    plan(
+        model,
+        options,
+        &QuantisationChoices::default(),
+        &SampleShapes::new(),
+    )
+}
+
+/// The default options with an integer kernel for every compute layer, however small: the
+/// export layout under test, on models too small for the default size rule.
+fn integer_everywhere() -> QuantisationOptions {
+    QuantisationOptions {
+        min_integer_macs: 0,
+        ..QuantisationOptions::default()
+    }
+}
 
 fn rows(dataset: &Dataset, count: usize) -> Dataset {
     let count = count.min(dataset.len());
@@ -189,8 +209,8 @@ fn datasets(id: &str) -> (OnnxModel, Dataset, Dataset) {
 fn int8_exports_compute_what_training_saw_within_one_step() {
     for id in RECEIVERS {
         let (model, calibration, compared) = datasets(id);
-        let options = QuantisationOptions::default();
-        let plan = plan(&model, &options, &QuantisationChoices::default());
+        let options = integer_everywhere();
+        let plan = plan_with_defaults(&model, &options);
         assert!(!plan.weights.is_empty(), "{id}: nothing quantised");
         let (trained, grids) = fake_quantised(&model, &plan, &calibration, &compared);
         let quantised = export(&model, &plan, &grids, &options).unwrap();
@@ -231,15 +251,15 @@ fn weight_only_exports_match_training_to_float_rounding() {
         precision: Precision::Int4,
         activations: ActivationPrecision::Float,
         int4_storage: Int4Storage::Int8,
-        ..QuantisationOptions::default()
+        ..integer_everywhere()
     };
     let int8 = QuantisationOptions {
         activations: ActivationPrecision::Float,
-        ..QuantisationOptions::default()
+        ..integer_everywhere()
     };
     for (id, options) in RECEIVERS.iter().flat_map(|id| [(id, int4), (id, int8)]) {
         let (model, calibration, compared) = datasets(id);
-        let plan = plan(&model, &options, &QuantisationChoices::default());
+        let plan = plan_with_defaults(&model, &options);
         let (trained, grids) = fake_quantised(&model, &plan, &calibration, &compared);
         assert!(grids.is_empty());
         let run = exported(&export(&model, &plan, &grids, &options).unwrap(), &compared);
@@ -280,12 +300,12 @@ fn every_export_runs_in_onnx_runtime_as_trained() {
         activations: ActivationPrecision::Float,
         int4_block: block,
         int4_storage: storage,
-        ..QuantisationOptions::default()
+        ..integer_everywhere()
     };
     for id in RECEIVERS {
         let (model, calibration, compared) = datasets(id);
-        let options = QuantisationOptions::default();
-        let int8_plan = plan(&model, &options, &QuantisationChoices::default());
+        let options = integer_everywhere();
+        let int8_plan = plan_with_defaults(&model, &options);
         let (trained, grids) = fake_quantised(&model, &int8_plan, &calibration, &compared);
         let step = grids.values().map(|p| p.scale).fold(0.0, f32::max);
         let bound = rounding_bound(&model, &int8_plan, &grids);
@@ -309,7 +329,7 @@ fn every_export_runs_in_onnx_runtime_as_trained() {
             int4(Some(32), Int4Storage::Packed),
             int4(None, Int4Storage::Int8),
         ] {
-            let plan = plan(&model, &options, &QuantisationChoices::default());
+            let plan = plan_with_defaults(&model, &options);
             let (trained, _) = fake_quantised(&model, &plan, &calibration, &compared);
             let quantised = export(&model, &plan, &HashMap::new(), &options).unwrap();
             let run = run_in_ort(&quantised, &model, &compared);
@@ -324,7 +344,7 @@ fn every_export_runs_in_onnx_runtime_as_trained() {
             );
         }
         let fp16 = QuantisationOptions::at(Precision::Fp16);
-        let fp16_plan = plan(&model, &fp16, &QuantisationChoices::default());
+        let fp16_plan = plan_with_defaults(&model, &fp16);
         let halved = export(&model, &fp16_plan, &HashMap::new(), &fp16).unwrap();
         let float = run_in_ort(&model, &model, &compared);
         let half = run_in_ort(&halved, &model, &compared);

@@ -678,7 +678,14 @@ fn anchor(
     aware: &QuantisationAware,
 ) -> Result<(PtqRun, String)> {
     let started = Instant::now();
-    let plan = tessera_quant::plan::plan(float, &aware.quantisation, &receiver.plan.quantisation);
+    // The anchor quantises every compute layer whose weights ModeAQ stores on the grid: which of
+    // them get integer kernels does not change which weights those are.
+    let plan = tessera_quant::plan::plan(
+        float,
+        &aware.quantisation,
+        &receiver.plan.quantisation,
+        &Default::default(),
+    );
     let mut nodes: Vec<String> = Vec::new();
     for site in plan
         .weights

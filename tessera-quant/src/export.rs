@@ -13,8 +13,10 @@
 //!   `QuantizeLinear` → `DequantizeLinear` pair right after its producer, and the nodes that
 //!   read `t` read `t_dequantized` instead (but `Shape` and `Size`, which read only its shape).
 //!   Biases of `Gemm`/`Conv` nodes whose input and weight are quantised are stored as int32
-//!   with scale `input scale × weight scale` and zero point 0. The model's opset is kept (13 or
-//!   newer: per-channel `DequantizeLinear` needs 13).
+//!   with scale `input scale × weight scale` and zero point 0, which is left out, as is the
+//!   zero point of a symmetric weight only `MatMul`s read (ONNX Runtime fuses `Gemm` and `Conv`
+//!   weights only with theirs). The model's opset is kept (13 or newer: per-channel
+//!   `DequantizeLinear` needs 13).
 //! - **INT4 packed**: weight-only; the same weight layout with ONNX `int4` initializers (two
 //!   values per byte, the first in the low nibble) and, for block-wise scales, the `axis` and
 //!   `block_size` of opset-21 `DequantizeLinear`. The model is raised to opset 21 (and IR
@@ -27,8 +29,9 @@
 //!   range (±65504) stays float32 rather than turn infinite.
 //!
 //! [`export_with`] can store the activations of the INT8 layout as `uint8` instead, on the same
-//! grid ([`ActivationStorage`]). Every export records its options in the model's metadata,
-//! under [`METADATA_KEY`].
+//! grid ([`ActivationStorage`]). Every export merges the graph's duplicate `Constant` nodes
+//! ([`merge_duplicate_constants`]) and records its options in the model's metadata, under
+//! [`METADATA_KEY`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -36,7 +39,7 @@ use tessera_onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, ModelProto,
     NodeProto, StringStringEntryProto, TensorProto,
 };
-use tessera_onnx::{float_values, OnnxModel};
+use tessera_onnx::{float_values, merge_duplicate_constants, OnnxModel};
 
 use crate::grid::{quantize_weight, round_half_to_even, Granularity, QuantParams, QuantizedWeight};
 use crate::plan::{QuantisationPlan, WeightRole};
@@ -136,6 +139,9 @@ pub fn export_with(
             integer_proto(model, plan, activations, options, Storage::Int4, storage)?
         }
     };
+    if let Some(graph) = proto.graph.as_mut() {
+        merge_duplicate_constants(graph);
+    }
     set_metadata(&mut proto, METADATA_KEY, &options.label());
     model
         .with_proto(proto)
@@ -261,6 +267,7 @@ fn integer_proto(
 
     let planned: HashSet<&str> = plan.activations.iter().map(String::as_str).collect();
     let integer_kernel_weights = integer_kernel_weights(graph, plan, &planned);
+    let matmul_only = read_by_matmul_only(graph);
     for site in &plan.weights {
         let name = site.initializer.as_str();
         if weights.contains_key(name) {
@@ -330,14 +337,20 @@ fn integer_proto(
             continue;
         }
         let s_name = names.tensor(&format!("{name}_scale"));
-        let z_name = names.tensor(&format!("{name}_zero_point"));
         added.push(float_tensor(&s_name, &quantized.scale_shape, &scales));
-        added.push(tensor(
-            &z_name,
-            storage.data_type(),
-            &quantized.scale_shape,
-            storage.encode(&zero_points),
-        ));
+        let mut dequantize_inputs = vec![q_name, s_name];
+        // A zero point of 0 may be left out, but ONNX Runtime fuses a `Gemm` or `Conv` weight
+        // into its integer kernel only with one present; `MatMul` weights do without.
+        if !(site.symmetric && storage == Storage::Int8 && matmul_only.contains(name)) {
+            let z_name = names.tensor(&format!("{name}_zero_point"));
+            added.push(tensor(
+                &z_name,
+                storage.data_type(),
+                &quantized.scale_shape,
+                storage.encode(&zero_points),
+            ));
+            dequantize_inputs.push(z_name);
+        }
         let mut attributes = Vec::new();
         match site.granularity {
             Granularity::PerTensor => {}
@@ -350,7 +363,7 @@ fn integer_proto(
         front.push(node(
             names.node(&format!("{name}_DequantizeLinear")),
             "DequantizeLinear",
-            vec![q_name, s_name, z_name],
+            dequantize_inputs,
             vec![name.to_string()],
             attributes,
         ));
@@ -440,7 +453,6 @@ fn integer_proto(
             .collect();
         let q_name = names.tensor(&format!("{name}_quantized"));
         let s_name = names.tensor(&format!("{name}_scale"));
-        let z_name = names.tensor(&format!("{name}_zero_point"));
         added.push(tensor(
             &q_name,
             DataType::Int32,
@@ -448,12 +460,7 @@ fn integer_proto(
             int32_bytes(&quantized),
         ));
         added.push(float_tensor(&s_name, &scale_dims, &scales));
-        added.push(tensor(
-            &z_name,
-            DataType::Int32,
-            &scale_dims,
-            int32_bytes(&vec![0; scales.len()]),
-        ));
+        // An int32 DequantizeLinear's zero point is 0 by definition: it is left out.
         let attributes = if scale_dims.is_empty() {
             Vec::new()
         } else {
@@ -462,7 +469,7 @@ fn integer_proto(
         front.push(node(
             names.node(&format!("{name}_DequantizeLinear")),
             "DequantizeLinear",
-            vec![q_name, s_name, z_name],
+            vec![q_name, s_name],
             vec![name.to_string()],
             attributes,
         ));
@@ -607,6 +614,20 @@ fn integer_kernel_weights<'p>(
         }
     }
     taken
+}
+
+/// The tensors every reader of which is a `MatMul`.
+fn read_by_matmul_only(graph: &GraphProto) -> HashSet<&str> {
+    let mut matmul_only: HashMap<&str, bool> = HashMap::new();
+    for node in &graph.node {
+        for input in &node.input {
+            *matmul_only.entry(input.as_str()).or_insert(true) &= node.op_type == "MatMul";
+        }
+    }
+    matmul_only
+        .into_iter()
+        .filter_map(|(name, only)| only.then_some(name))
+        .collect()
 }
 
 /// The shape a weight's scales broadcast in, where a weight that feeds no integer kernel (a

@@ -4,7 +4,8 @@
 //!   even, saturation) and scales chosen as ONNX Runtime's quantiser chooses them;
 //! - [`calibrate`]: activation ranges from observed values (min/max, percentile, MSE);
 //! - [`plan`]: which weights, activations and biases of a graph are quantised, honouring the
-//!   adapter's [`QuantisationChoices`](tessera_api::QuantisationChoices);
+//!   adapter's [`QuantisationChoices`](tessera_api::QuantisationChoices), and which compute
+//!   layers are large enough for an integer kernel to pay for quantising their input;
 //! - [`export`]: the quantised model as standard ONNX — INT8 in the QDQ layout ONNX Runtime's
 //!   own quantiser writes, INT4 weight-only, FP16 weight storage.
 //!
@@ -19,4 +20,7 @@ pub mod plan;
 mod scheme;
 
 pub use error::{Error, Result};
-pub use scheme::{ActivationPrecision, Int4Storage, Precision, QuantisationOptions, RangeMethod};
+pub use scheme::{
+    ActivationPrecision, Int4Storage, Precision, QuantisationOptions, RangeMethod,
+    DEFAULT_MIN_INTEGER_MACS, MIN_INTEGER_DEPTH,
+};

@@ -2,15 +2,20 @@
 //! layout of their scales, the activations those nodes read (and a `Conv` writes), and the
 //! biases that follow their inputs onto an integer grid.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use tessera_api::QuantisationChoices;
-use tessera_onnx::proto::{tensor_proto::DataType, NodeProto};
+use tessera_onnx::proto::{tensor_proto::DataType, GraphProto, NodeProto};
 use tessera_onnx::OnnxModel;
 
 use crate::grid::{Granularity, Grid};
-use crate::scheme::{Precision, QuantisationOptions};
+use crate::scheme::{Precision, QuantisationOptions, MIN_INTEGER_DEPTH};
+
+/// The shapes tensors take when the model runs on one sample (a batch of one), by tensor name:
+/// what the plan counts a layer's multiply-accumulates with. [`shape_probes`] names the tensors
+/// it reads.
+pub type SampleShapes = HashMap<String, Vec<usize>>;
 
 /// What a quantised weight belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,6 +72,10 @@ pub struct QuantisationPlan {
     pub biases: Vec<BiasSite>,
     /// Compute nodes left floating-point by the adapter's choices.
     pub kept_float: Vec<String>,
+    /// Compute nodes with INT8 weights whose inputs stay float (with INT8 activations asked
+    /// for): too small for an integer kernel to pay for quantising their input
+    /// ([`QuantisationOptions::min_integer_macs`]).
+    pub weight_only: Vec<String>,
 }
 
 impl QuantisationPlan {
@@ -88,6 +97,48 @@ struct Candidate<'g> {
     node: &'g NodeProto,
     role: WeightRole,
     weights: Vec<(String, Vec<usize>, usize, usize)>,
+}
+
+impl Candidate<'_> {
+    /// The tensor whose shape for one sample says how many times the weight is applied per
+    /// sample: a `MatMul`'s or `Gemm`'s input (its rows), a `Conv`'s output (its positions).
+    fn probe(&self) -> Option<&str> {
+        let tensor = match self.node.op_type.as_str() {
+            "MatMul" | "Gemm" => self.node.input.first(),
+            "Conv" => self.node.output.first(),
+            _ => None,
+        };
+        tensor.map(String::as_str).filter(|name| !name.is_empty())
+    }
+
+    /// The values each output sums over and the multiply-accumulates per sample; a probe of
+    /// unknown shape counts as one row or position, the least it can be.
+    fn work(&self, shapes: &SampleShapes) -> (usize, usize) {
+        let (_, shape, channel, _) = &self.weights[0];
+        let outputs = shape[*channel];
+        let depth = shape.iter().product::<usize>() / outputs.max(1);
+        let probed = self.probe().and_then(|name| shapes.get(name));
+        let transposed_input = self
+            .node
+            .attribute
+            .iter()
+            .any(|a| a.name == "transA" && a.i == 1);
+        let applications = match (self.node.op_type.as_str(), probed) {
+            // The rows of a sample wherever its batch axis is: everything but the summed axis.
+            ("MatMul", Some(shape)) => shape.iter().rev().skip(1).product(),
+            ("Gemm", Some(shape)) if transposed_input => shape.iter().skip(1).product(),
+            ("Gemm", Some(shape)) => shape.iter().take(1).product(),
+            ("Conv", Some(shape)) => shape.iter().skip(2).product(),
+            _ => 1,
+        };
+        (depth, applications * depth * outputs)
+    }
+
+    /// Whether an integer kernel pays for quantising this layer's input.
+    fn pays_for_integer_kernel(&self, shapes: &SampleShapes, min_macs: usize) -> bool {
+        let (depth, macs) = self.work(shapes);
+        min_macs == 0 || (depth >= MIN_INTEGER_DEPTH && macs >= min_macs)
+    }
 }
 
 /// The axis of a weight's output channels and the axis its node sums over, for each weight
@@ -148,30 +199,58 @@ fn candidate<'g>(
     })
 }
 
-/// The plan for quantising `model` with `options`, honouring the adapter's `choices`. FP16
-/// touches every float initializer and needs no plan: it gets an empty one.
+/// The tensors of `model` whose per-sample shapes [`plan`] reads to size its compute layers.
+pub fn shape_probes(model: &OnnxModel) -> Vec<String> {
+    let graph = model.graph();
+    let float_initializer = float_initializer_shape(graph);
+    let mut probes: Vec<String> = Vec::new();
+    for candidate in graph
+        .node
+        .iter()
+        .filter_map(|node| candidate(node, &float_initializer))
+    {
+        if let Some(probe) = candidate.probe() {
+            if !probes.iter().any(|known| known == probe) {
+                probes.push(probe.to_string());
+            }
+        }
+    }
+    probes
+}
+
+/// The shape of the float initializer a name refers to, if it is one.
+fn float_initializer_shape(graph: &GraphProto) -> impl Fn(&str) -> Option<Vec<usize>> + '_ {
+    |name: &str| {
+        graph
+            .initializer
+            .iter()
+            .find(|init| init.name == name && init.data_type == DataType::Float as i32)
+            .map(|init| init.dims.iter().map(|&d| d as usize).collect::<Vec<_>>())
+    }
+}
+
+/// The plan for quantising `model` with `options`, honouring the adapter's `choices`; `shapes`
+/// (of the tensors [`shape_probes`] names) size the compute layers for
+/// [`QuantisationOptions::min_integer_macs`]. FP16 touches every float initializer and needs no
+/// plan: it gets an empty one.
 pub fn plan(
     model: &OnnxModel,
     options: &QuantisationOptions,
     choices: &QuantisationChoices,
+    shapes: &SampleShapes,
 ) -> QuantisationPlan {
     let mut plan = QuantisationPlan {
         weights: Vec::new(),
         activations: Vec::new(),
         biases: Vec::new(),
         kept_float: Vec::new(),
+        weight_only: Vec::new(),
     };
     if options.precision == Precision::Fp16 {
         return plan;
     }
     let graph = model.graph();
-    let float_initializer = |name: &str| {
-        graph
-            .initializer
-            .iter()
-            .find(|init| init.name == name && init.data_type == DataType::Float as i32)
-            .map(|init| init.dims.iter().map(|&d| d as usize).collect::<Vec<_>>())
-    };
+    let float_initializer = float_initializer_shape(graph);
     let constants: HashSet<&str> = graph.initializer.iter().map(|i| i.name.as_str()).collect();
     let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     let candidates: Vec<Candidate> = graph
@@ -236,7 +315,12 @@ pub fn plan(
                 symmetric: options.symmetric,
             });
         }
-        if quantise_activations && candidate.role == WeightRole::Compute {
+        if quantise_activations
+            && candidate.role == WeightRole::Compute
+            && !candidate.pays_for_integer_kernel(shapes, options.min_integer_macs)
+        {
+            plan.weight_only.push(name.to_string());
+        } else if quantise_activations && candidate.role == WeightRole::Compute {
             let input = &candidate.node.input[0];
             add_activation(&mut activations, input);
             // ONNX Runtime's integer MatMul and Gemm kernels (MatMulIntegerToFloat, QGemm)

@@ -184,7 +184,24 @@ pub struct QuantisationOptions {
     pub int4_block: Option<usize>,
     /// INT4: how the 4-bit values are stored.
     pub int4_storage: Int4Storage,
+    /// INT8 activations: a `MatMul`, `Gemm` or `Conv` gets an integer kernel (its input
+    /// quantised) only where it does at least this many multiply-accumulates per sample and
+    /// sums over at least [`MIN_INTEGER_DEPTH`] values; smaller layers keep float activations
+    /// and int8 weights widened once at load, because quantising their input costs more than
+    /// the integer kernel saves. 0: every compute layer gets an integer kernel.
+    pub min_integer_macs: usize,
 }
+
+/// The default [`QuantisationOptions::min_integer_macs`]: below it, ONNX Runtime's integer
+/// kernels with the `QuantizeLinear` in front of them ran no faster than float `Gemm`
+/// (`docs/benchmarks/quant.md`, "Which layers get integer kernels").
+pub const DEFAULT_MIN_INTEGER_MACS: usize = 16_384;
+
+/// The least reduction depth (values summed per output) at which a compute layer gets an
+/// integer kernel under [`QuantisationOptions::min_integer_macs`]: at a depth of 8, ONNX
+/// Runtime's integer `Gemm` with its `QuantizeLinear` was 1.05–1.6× the float time at every
+/// width and batch measured.
+pub const MIN_INTEGER_DEPTH: usize = 32;
 
 impl Default for QuantisationOptions {
     fn default() -> Self {
@@ -196,6 +213,7 @@ impl Default for QuantisationOptions {
             calibration: RangeMethod::default(),
             int4_block: None,
             int4_storage: Int4Storage::Packed,
+            min_integer_macs: DEFAULT_MIN_INTEGER_MACS,
         }
     }
 }

@@ -10,9 +10,10 @@ use tessera_onnx::{float_values, OnnxModel};
 use tessera_quant::calibrate::RangeObserver;
 use tessera_quant::export::{export, export_with, model_bytes, ActivationStorage, METADATA_KEY};
 use tessera_quant::grid::{quantize_weight, Granularity, Grid, QuantParams};
-use tessera_quant::plan::{plan, QuantisationPlan, WeightRole};
+use tessera_quant::plan::{plan, shape_probes, QuantisationPlan, SampleShapes, WeightRole};
 use tessera_quant::{
     ActivationPrecision, Error, Int4Storage, Precision, QuantisationOptions, RangeMethod,
+    DEFAULT_MIN_INTEGER_MACS,
 };
 use tract_onnx::prelude::{
     tvec, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue, IntoTensor,
@@ -139,8 +140,31 @@ fn calibrate(
         .collect()
 }
 
+/// The plan for `model` with the adapter's default choices and no shapes known (every layer
+/// counted at one row or position per sample).
+fn plan_with_defaults(model: &OnnxModel, options: &QuantisationOptions) -> QuantisationPlan {
+    plan(
+        model,
+        options,
+        &QuantisationChoices::default(),
+        &SampleShapes::new(),
+    )
+}
+
+/// The default options with an integer kernel for every compute layer, however small: the
+/// export layout under test, on models too small for the default size rule.
+fn integer_everywhere() -> QuantisationOptions {
+    QuantisationOptions {
+        min_integer_macs: 0,
+        ..QuantisationOptions::default()
+    }
+}
+
 fn options(precision: Precision) -> QuantisationOptions {
-    let mut options = QuantisationOptions::at(precision);
+    let mut options = QuantisationOptions {
+        min_integer_macs: 0,
+        ..QuantisationOptions::at(precision)
+    };
     if precision != Precision::Int8 {
         options.activations = ActivationPrecision::Float;
     }
@@ -303,8 +327,8 @@ fn dequantised_reference(model: &OnnxModel, plan: &QuantisationPlan) -> OnnxMode
 #[test]
 fn int8_export_has_the_qdq_layout_of_onnx_runtimes_quantiser() {
     let model = load("digits/mlp_64d_2L.tx.torchscript.onnx");
-    let options = QuantisationOptions::default();
-    let plan = plan(&model, &options, &QuantisationChoices::default());
+    let options = integer_everywhere();
+    let plan = plan_with_defaults(&model, &options);
     // The torchscript MLP: a stem MatMul with a [K, N] weight, then Gemm nodes with transB=1.
     let stem = plan.weight("onnx::MatMul_49").unwrap();
     assert_eq!(stem.granularity, Granularity::PerChannel { axis: 1 });
@@ -347,15 +371,26 @@ fn int8_export_has_the_qdq_layout_of_onnx_runtimes_quantiser() {
         assert_eq!(scale.data_type, DataType::Float as i32);
         let scales: Vec<f32> = expected.params.iter().map(|p| p.scale).collect();
         assert_eq!(float_values(scale).unwrap(), scales);
-        let zero_point = initializer(graph, &format!("{name}_zero_point")).unwrap();
-        assert_eq!(zero_point.dims, scale.dims);
-        assert!(int8_values(zero_point).iter().all(|&z| z == 0), "symmetric");
         let dq = node_named(graph, &format!("{name}_DequantizeLinear"));
         assert_eq!(dq.op_type, "DequantizeLinear");
-        assert_eq!(
-            dq.input,
-            [q.name.clone(), scale.name.clone(), zero_point.name.clone()]
-        );
+        let matmul_only = original
+            .node
+            .iter()
+            .filter(|n| n.input.contains(name))
+            .all(|n| n.op_type == "MatMul");
+        if matmul_only {
+            // ONNX Runtime fuses a MatMul weight without its zero point of 0.
+            assert!(initializer(graph, &format!("{name}_zero_point")).is_none());
+            assert_eq!(dq.input, [q.name.clone(), scale.name.clone()]);
+        } else {
+            let zero_point = initializer(graph, &format!("{name}_zero_point")).unwrap();
+            assert_eq!(zero_point.dims, scale.dims);
+            assert!(int8_values(zero_point).iter().all(|&z| z == 0), "symmetric");
+            assert_eq!(
+                dq.input,
+                [q.name.clone(), scale.name.clone(), zero_point.name.clone()]
+            );
+        }
         assert_eq!(dq.output, std::slice::from_ref(name));
         let Granularity::PerChannel { axis } = site.granularity else {
             panic!("per-channel")
@@ -420,9 +455,11 @@ fn int8_export_has_the_qdq_layout_of_onnx_runtimes_quantiser() {
             int32_values(initializer(graph, &format!("{name}_quantized")).unwrap()),
             expected
         );
-        let zero_point = int32_values(initializer(graph, &format!("{name}_zero_point")).unwrap());
-        assert_eq!(zero_point, vec![0; bias.len()]);
         let dq = node_named(graph, &format!("{name}_DequantizeLinear"));
+        assert!(
+            initializer(graph, &format!("{name}_zero_point")).is_none() && dq.input.len() == 2,
+            "an int32 zero point is 0 by definition and left out"
+        );
         assert_eq!(
             (dq.output.as_slice(), int_attribute(dq, "axis")),
             ([name.clone()].as_slice(), Some(0))
@@ -434,9 +471,22 @@ fn int8_export_has_the_qdq_layout_of_onnx_runtimes_quantiser() {
         .iter()
         .all(|n| n.op_type == "DequantizeLinear"));
     assert_eq!(graph.node[dequantize_count].name, "features_QuantizeLinear");
+    let constants = |graph: &GraphProto| {
+        graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Constant")
+            .count()
+    };
     assert_eq!(
-        graph.node.len(),
-        original.node.len() + dequantize_count + 2 * plan.activations.len()
+        (constants(original), constants(graph)),
+        (6, 3),
+        "each block's three GELU constants are written once"
+    );
+    let computing = |graph: &GraphProto| graph.node.len() - constants(graph);
+    assert_eq!(
+        computing(graph),
+        computing(original) + dequantize_count + 2 * plan.activations.len()
     );
 }
 
@@ -451,7 +501,7 @@ fn generated_names_do_not_collide_with_the_models() {
     graph.initializer.push(clash);
     let model = model.with_proto(proto).unwrap();
     let options = options(Precision::Int4);
-    let plan = plan(&model, &options, &QuantisationChoices::default());
+    let plan = plan_with_defaults(&model, &options);
     let exported = export(&model, &plan, &HashMap::new(), &options).unwrap();
     assert_well_formed(exported.graph());
     let dq = node_named(exported.graph(), "head.weight_DequantizeLinear");
@@ -467,7 +517,7 @@ fn export_and_run(
     folder: &Path,
 ) -> (Vec<f32>, Vec<f32>, usize, OnnxModel) {
     let model = load(path);
-    let plan = plan(&model, options, &QuantisationChoices::default());
+    let plan = plan_with_defaults(&model, options);
     let calibration = task_inputs(path, "train", 256);
     let params = calibrate(&model, &plan, &calibration);
     let exported = export(&model, &plan, &params, options).unwrap();
@@ -484,7 +534,7 @@ fn export_and_run(
 #[test]
 fn int8_exports_run_in_tract_and_follow_the_float_model() {
     let folder = tempfile::tempdir().unwrap();
-    let default = QuantisationOptions::default();
+    let default = integer_everywhere();
     let per_tensor = QuantisationOptions {
         symmetric: false,
         per_channel: false,
@@ -531,14 +581,14 @@ fn producer<'g>(graph: &'g GraphProto, tensor: &str) -> &'g NodeProto {
 #[test]
 fn only_integer_kernels_get_qdq_and_weight_only_weights_fold_at_load() {
     let folder = tempfile::tempdir().unwrap();
-    let options = QuantisationOptions::default();
+    let options = integer_everywhere();
     for path in [
         "digits/lstm_64d_2L.tx.torchscript.onnx",
         "digits/transformer_64d_2L.rx.torchscript.onnx",
         "digits/conv_64d_2L.tx.torchscript.onnx",
     ] {
         let model = load(path);
-        let plan = plan(&model, &options, &QuantisationChoices::default());
+        let plan = plan_with_defaults(&model, &options);
         let (_, _, _, exported) = export_and_run(path, &options, folder.path());
         let graph = exported.graph();
         let original = model.graph();
@@ -597,11 +647,91 @@ fn only_integer_kernels_get_qdq_and_weight_only_weights_fold_at_load() {
 }
 
 #[test]
+fn layers_too_small_for_an_integer_kernel_keep_float_inputs() {
+    let choices = QuantisationChoices::default();
+    let defaults = QuantisationOptions::default();
+    assert_eq!(defaults.min_integer_macs, DEFAULT_MIN_INTEGER_MACS);
+
+    // The digits MLP on one sample: only the 512 → 64 projection (32 768 multiply-accumulates)
+    // clears the default; the 64 ↔ 128 layers (8 192), the 10-wide head and the stem, which
+    // sums over 8 values (below the depth of 32) at any size, keep float inputs.
+    let mlp = load("digits/mlp_64d_2L.tx.torchscript.onnx");
+    let probes = shape_probes(&mlp);
+    assert_eq!(probes.len(), 7, "one input per MatMul and Gemm: {probes:?}");
+    let mut shapes: SampleShapes = probes.iter().map(|p| (p.clone(), vec![1, 64])).collect();
+    shapes.insert("features".into(), vec![1, 8, 8]);
+    shapes.insert("/Flatten_output_0".into(), vec![1, 512]);
+    let sized = plan(&mlp, &defaults, &choices, &shapes);
+    assert_eq!(sized.activations, ["/Flatten_output_0"]);
+    assert_eq!(sized.weights.len(), 7, "every weight is still int8");
+    assert_eq!(sized.weight_only.len(), 6, "{:?}", sized.weight_only);
+    assert!(!sized.weight_only.contains(&"/flat_proj/Gemm".to_string()));
+    let biases: Vec<&str> = sized
+        .biases
+        .iter()
+        .map(|b| b.initializer.as_str())
+        .collect();
+    assert_eq!(
+        biases,
+        ["flat_proj.bias"],
+        "only an integer kernel's bias goes to int32"
+    );
+    let every = plan(&mlp, &integer_everywhere(), &choices, &shapes);
+    assert_eq!((every.activations.len(), every.weight_only.len()), (7, 0));
+    let stem_only = QuantisationOptions {
+        min_integer_macs: 1,
+        ..defaults
+    };
+    let sized = plan(&mlp, &stem_only, &choices, &shapes);
+    assert_eq!(
+        sized.weight_only,
+        ["/stem/MatMul"],
+        "too shallow at any size"
+    );
+
+    // A sample's rows multiply a MatMul's work wherever its batch axis is: the Transformer's
+    // 64 → 192 projection reads [sequence 8, batch 1, 64] (12 288 per row, 98 304 per sample).
+    let transformer = load("digits/transformer_64d_2L.tx.torchscript.onnx");
+    let projection = "/blocks.0/self_attn/Transpose_output_0".to_string();
+    let unknown = plan(&transformer, &defaults, &choices, &SampleShapes::new());
+    assert!(unknown
+        .weight_only
+        .contains(&"/blocks.0/self_attn/MatMul".to_string()));
+    let shapes = SampleShapes::from([(projection.clone(), vec![8, 1, 64])]);
+    let known = plan(&transformer, &defaults, &choices, &shapes);
+    assert!(known.activations.contains(&projection));
+    assert!(!known
+        .weight_only
+        .contains(&"/blocks.0/self_attn/MatMul".to_string()));
+
+    // A Conv's work is counted over its output positions (64 × 64 × 3 per position).
+    let conv = load("digits/conv_64d_2L.tx.torchscript.onnx");
+    let output = producer_output(&conv, "/blocks.0/conv/Conv");
+    let unknown = plan(&conv, &defaults, &choices, &SampleShapes::new());
+    assert!(unknown
+        .weight_only
+        .contains(&"/blocks.0/conv/Conv".to_string()));
+    let shapes = SampleShapes::from([(output.clone(), vec![1, 64, 8])]);
+    let known = plan(&conv, &defaults, &choices, &shapes);
+    assert!(!known
+        .weight_only
+        .contains(&"/blocks.0/conv/Conv".to_string()));
+    assert!(
+        known.activations.contains(&output),
+        "a Conv's output stays quantised"
+    );
+}
+
+fn producer_output(model: &OnnxModel, node: &str) -> String {
+    node_named(model.graph(), node).output[0].clone()
+}
+
+#[test]
 fn uint8_activations_compute_the_same_as_int8_ones() {
     let path = "digits/conv_64d_2L.tx.torchscript.onnx";
     let model = load(path);
-    let int8 = QuantisationOptions::default();
-    let int8_plan = plan(&model, &int8, &QuantisationChoices::default());
+    let int8 = integer_everywhere();
+    let int8_plan = plan_with_defaults(&model, &int8);
     let params = calibrate(&model, &int8_plan, &task_inputs(path, "train", 128));
     let signed = export(&model, &int8_plan, &params, &int8).unwrap();
     let unsigned =
@@ -618,7 +748,7 @@ fn uint8_activations_compute_the_same_as_int8_ones() {
     assert!(max_abs_diff(&a, &b) <= 1e-5, "{}", max_abs_diff(&a, &b));
     // Weight-only layouts have no activations to store.
     let weight_only = options(Precision::Int4);
-    let int4_plan = plan(&model, &weight_only, &QuantisationChoices::default());
+    let int4_plan = plan_with_defaults(&model, &weight_only);
     assert_eq!(
         export_with(
             &model,
@@ -639,7 +769,7 @@ fn uint8_activations_compute_the_same_as_int8_ones() {
 fn weight_only_exports_match_the_dequantised_float_model() {
     let int8_weights = QuantisationOptions {
         activations: ActivationPrecision::Float,
-        ..QuantisationOptions::default()
+        ..integer_everywhere()
     };
     let mut int8_asymmetric = int8_weights;
     int8_asymmetric.symmetric = false;
@@ -658,7 +788,7 @@ fn weight_only_exports_match_the_dequantised_float_model() {
         ] {
             let (_, quantised, _, exported) = export_and_run(path, &options, folder.path());
             let model = load(path);
-            let plan = plan(&model, &options, &QuantisationChoices::default());
+            let plan = plan_with_defaults(&model, &options);
             assert!(plan.activations.is_empty() && plan.biases.is_empty());
             assert_eq!(
                 exported.opset(),
@@ -735,13 +865,13 @@ fn integer_exports_are_smaller() {
         let model = load(path);
         let calibration = task_inputs(path, "train", 64);
         let export_at = |options: &QuantisationOptions| {
-            let plan = plan(&model, options, &QuantisationChoices::default());
+            let plan = plan_with_defaults(&model, options);
             let params = calibrate(&model, &plan, &calibration);
             export(&model, &plan, &params, options).unwrap()
         };
         let sizes = |model: &OnnxModel| (model_bytes(model), data_bytes(model));
         let float = sizes(&model);
-        let int8 = sizes(&export_at(&QuantisationOptions::default()));
+        let int8 = sizes(&export_at(&integer_everywhere()));
         let int4 = sizes(&export_at(&options(Precision::Int4)));
         let int4_blocked = sizes(&export_at(&blocked));
         let fp16 = sizes(&export_at(&options(Precision::Fp16)));
@@ -785,7 +915,7 @@ fn packed_int4_decodes_and_is_raised_to_opset_21() {
     for block in [None, Some(32)] {
         let mut options = options(Precision::Int4);
         options.int4_block = block;
-        let plan = plan(&model, &options, &QuantisationChoices::default());
+        let plan = plan_with_defaults(&model, &options);
         let exported = export(&model, &plan, &HashMap::new(), &options).unwrap();
         let graph = exported.graph();
         assert_well_formed(graph);
@@ -859,7 +989,7 @@ fn packed_int4_keeps_a_dynamo_models_nodes() {
     let path = "digits/conv_64d_2L.tx.dynamo.onnx";
     let model = load(path);
     let options = options(Precision::Int4);
-    let plan = plan(&model, &options, &QuantisationChoices::default());
+    let plan = plan_with_defaults(&model, &options);
     let exported = export(&model, &plan, &HashMap::new(), &options).unwrap();
     assert_eq!(exported.opset(), Some(21));
     assert_eq!(
@@ -881,8 +1011,8 @@ fn model_error(result: tessera_quant::Result<OnnxModel>) -> String {
 #[test]
 fn missing_activation_parameters_are_named() {
     let model = load("digits/mlp_64d_2L.tx.dynamo.onnx");
-    let options = QuantisationOptions::default();
-    let plan = plan(&model, &options, &QuantisationChoices::default());
+    let options = integer_everywhere();
+    let plan = plan_with_defaults(&model, &options);
     let mut params = calibrate(&model, &plan, &task_inputs("digits", "train", 32));
     let missing = plan.activations[1].clone();
     params.remove(&missing);
@@ -905,15 +1035,15 @@ fn models_below_opset_13_are_refused() {
         import.version = 12;
     }
     let old = model.with_proto(proto).unwrap();
-    for options in [QuantisationOptions::default(), options(Precision::Int4)] {
-        let plan = plan(&old, &options, &QuantisationChoices::default());
+    for options in [integer_everywhere(), options(Precision::Int4)] {
+        let plan = plan_with_defaults(&old, &options);
         let params = calibrate(&model, &plan, &task_inputs("digits", "train", 16));
         let message = model_error(export(&old, &plan, &params, &options));
         assert!(message.contains("opset 13 or newer"), "{message}");
     }
     // FP16 needs no particular opset.
     let options = options(Precision::Fp16);
-    let plan = plan(&old, &options, &QuantisationChoices::default());
+    let plan = plan_with_defaults(&old, &options);
     assert_eq!(
         export(&old, &plan, &HashMap::new(), &options)
             .unwrap()
@@ -925,8 +1055,8 @@ fn models_below_opset_13_are_refused() {
 #[test]
 fn plans_that_do_not_fit_the_export_are_refused() {
     let model = load("digits/mlp_64d_2L.tx.torchscript.onnx");
-    let int8 = QuantisationOptions::default();
-    let int8_plan = plan(&model, &int8, &QuantisationChoices::default());
+    let int8 = integer_everywhere();
+    let int8_plan = plan_with_defaults(&model, &int8);
     let params = calibrate(&model, &int8_plan, &task_inputs("digits", "train", 16));
     // An INT8 plan exported as INT4: the grid does not fit, and activations are planned.
     let int4 = options(Precision::Int4);
@@ -947,17 +1077,17 @@ fn plans_that_do_not_fit_the_export_are_refused() {
     // Block-wise scales in int8 storage.
     let mut weights_only = int8;
     weights_only.activations = ActivationPrecision::Float;
-    let mut blocked = plan(&model, &weights_only, &QuantisationChoices::default());
+    let mut blocked = plan_with_defaults(&model, &weights_only);
     blocked.weights[1].granularity = Granularity::Blocked { axis: 1, size: 32 };
     assert!(model_error(export(&model, &blocked, &params, &weights_only)).contains("opset-21"));
     // Sites that do not match the model: no panic, an error that says so.
-    let mut wrong = plan(&model, &weights_only, &QuantisationChoices::default());
+    let mut wrong = plan_with_defaults(&model, &weights_only);
     wrong.weights[0].granularity = Granularity::PerChannel { axis: 5 };
     assert!(model_error(export(&model, &wrong, &params, &weights_only)).contains("fit"));
-    let mut wrong = plan(&model, &weights_only, &QuantisationChoices::default());
+    let mut wrong = plan_with_defaults(&model, &weights_only);
     wrong.weights[0].shape = vec![3, 3];
     assert!(model_error(export(&model, &wrong, &params, &weights_only)).contains("shape"));
-    let mut wrong = plan(&model, &weights_only, &QuantisationChoices::default());
+    let mut wrong = plan_with_defaults(&model, &weights_only);
     wrong.weights[0].initializer = "no.such.weight".into();
     assert!(model_error(export(&model, &wrong, &params, &weights_only)).contains("no.such.weight"));
     let mut wrong = int8_plan.clone();

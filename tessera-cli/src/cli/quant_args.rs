@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use tessera_host::quant::export::ActivationStorage;
 use tessera_host::quant::{
     ActivationPrecision, Int4Storage, Precision, QuantisationOptions, RangeMethod,
+    DEFAULT_MIN_INTEGER_MACS,
 };
 use tessera_host::transfer::{QatTeacher, QuantisationAware, QuantisationReport};
 
@@ -46,6 +47,12 @@ pub struct QuantArgs {
     /// --quant int8, float otherwise].
     #[arg(long)]
     activations: Option<ActivationPrecision>,
+
+    /// INT8 activations: a MatMul, Gemm or Conv gets an integer kernel only where it does at
+    /// least N multiply-accumulates per sample (and sums over at least 32 values); smaller
+    /// layers keep float inputs and int8 weights widened at load. 0: every layer.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_INTEGER_MACS)]
+    min_integer_macs: usize,
 
     /// How activation ranges are calibrated on the inputs: mse, minmax or percentile:P.
     #[arg(long, default_value = "mse")]
@@ -114,6 +121,7 @@ impl QuantArgs {
                 calibration: self.calibration,
                 int4_block: self.int4_block,
                 int4_storage: self.int4_storage,
+                min_integer_macs: self.min_integer_macs,
             },
             epochs: self.qat_epochs,
             frozen_epochs: self.frozen_epochs,
@@ -201,6 +209,9 @@ pub fn quantisation_lines(report: &QuantisationReport) -> Vec<String> {
     ));
     if !report.kept_float.is_empty() {
         lines.push(field("kept float", report.kept_float.join(", ")));
+    }
+    if !report.weight_only.is_empty() {
+        lines.push(field("weight-only", report.weight_only.join(", ")));
     }
     lines
 }

@@ -808,7 +808,13 @@ fn quantise_receiver(
     progress: &mut dyn FnMut(Progress) -> Result<()>,
 ) -> Result<(OnnxModel, QuantisationReport)> {
     let started = Instant::now();
-    let plan = quantise::plan_for(float, receiver.plan, aware)?;
+    let plan = quantise::plan_for(
+        float,
+        &receiver.graph,
+        &tuning.train.inputs,
+        receiver.plan,
+        aware,
+    )?;
     let epochs = aware.training_epochs();
     // The float teacher's targets come from the state before any rounding.
     let own = match aware.teacher {

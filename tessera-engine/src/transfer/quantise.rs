@@ -17,7 +17,7 @@ use tessera_onnx::OnnxModel;
 use tessera_quant::calibrate::RangeObserver;
 use tessera_quant::export::ActivationStorage;
 use tessera_quant::grid::{Grid, QuantParams};
-use tessera_quant::plan::QuantisationPlan;
+use tessera_quant::plan::{QuantisationPlan, SampleShapes};
 use tessera_quant::{Precision, QuantisationOptions};
 use tessera_tensor::dataset::Dataset;
 use tessera_tensor::tensor::Tensor;
@@ -192,6 +192,10 @@ pub struct QuantisationReport {
     pub quantised_activations: usize,
     /// Compute nodes the adapter's choices kept floating-point.
     pub kept_float: Vec<String>,
+    /// Compute nodes with INT8 weights but float inputs: too small for an integer kernel to
+    /// pay for quantising their input (`QuantisationOptions::min_integer_macs`).
+    #[serde(default)]
+    pub weight_only: Vec<String>,
     /// The quantised receiver against the transmitter (agreement, output KL, accuracy).
     pub fidelity: Fidelity,
     /// The float receiver of the same transfer against the transmitter, measured in the same
@@ -308,13 +312,18 @@ fn weight_grids(plan: &QuantisationPlan) -> HashMap<String, WeightGrid> {
         .collect()
 }
 
-/// The plan for `model` under `aware`, refusing a quantisation that would touch nothing.
+/// The plan for `model` under `aware`, refusing a quantisation that would touch nothing; its
+/// compute layers are sized by the shapes `graph` (the trainable `model`) gives one of `inputs`.
 pub(super) fn plan_for(
     model: &OnnxModel,
+    graph: &TrainableGraph,
+    inputs: &Tensor,
     adapter: &AdapterPlan,
     aware: &QuantisationAware,
 ) -> Result<QuantisationPlan> {
-    let plan = tessera_quant::plan::plan(model, &aware.quantisation, &adapter.quantisation);
+    let shapes = sample_shapes(model, graph, inputs)?;
+    let plan =
+        tessera_quant::plan::plan(model, &aware.quantisation, &adapter.quantisation, &shapes);
     if aware.quantisation.precision.is_integer() && plan.is_empty() {
         return Err(model
             .error(format!(
@@ -329,6 +338,25 @@ pub(super) fn plan_for(
             .into());
     }
     Ok(plan)
+}
+
+/// The shapes of the tensors the plan sizes compute layers by, from a forward pass of `graph`
+/// on the first of `inputs` alone.
+fn sample_shapes(
+    model: &OnnxModel,
+    graph: &TrainableGraph,
+    inputs: &Tensor,
+) -> Result<SampleShapes> {
+    let probes = tessera_quant::plan::shape_probes(model);
+    if probes.is_empty() || inputs.shape().first().is_none_or(|&rows| rows == 0) {
+        return Ok(SampleShapes::new());
+    }
+    let values = graph.forward(&[inputs.slice_axis(0, 0..1)], &probes)?;
+    Ok(probes
+        .into_iter()
+        .zip(values)
+        .map(|(name, value)| (name, value.dims().to_vec()))
+        .collect())
 }
 
 /// Rounds the plan's weights onto their grids in `graph` (activations float).
@@ -635,6 +663,7 @@ pub(super) fn measure(
         quantised_weights: plan.weights.len(),
         quantised_activations: plan.activations.len(),
         kept_float: plan.kept_float.clone(),
+        weight_only: plan.weight_only.clone(),
         fidelity: fidelity(what.transmitter, &quantised_view, labels)?,
         float_fidelity: fidelity(what.transmitter, &float_view, labels)?,
         agreement_with_float: metrics::top1_agreement(
