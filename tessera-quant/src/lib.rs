@@ -22,5 +22,5 @@ mod scheme;
 pub use error::{Error, Result};
 pub use scheme::{
     ActivationPrecision, Int4Storage, Precision, QuantisationOptions, RangeMethod,
-    DEFAULT_MIN_INTEGER_MACS, MIN_INTEGER_DEPTH,
+    DEFAULT_MIN_INTEGER_MACS, MIN_CONV_INPUT_CHANNELS, MIN_INTEGER_DEPTH,
 };

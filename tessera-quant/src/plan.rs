@@ -10,7 +10,7 @@ use tessera_onnx::proto::{tensor_proto::DataType, GraphProto, NodeProto};
 use tessera_onnx::OnnxModel;
 
 use crate::grid::{Granularity, Grid};
-use crate::scheme::{Precision, QuantisationOptions, MIN_INTEGER_DEPTH};
+use crate::scheme::{Precision, QuantisationOptions, MIN_CONV_INPUT_CHANNELS, MIN_INTEGER_DEPTH};
 
 /// The shapes tensors take when the model runs on one sample (a batch of one), by tensor name:
 /// what the plan counts a layer's multiply-accumulates with. [`shape_probes`] names the tensors
@@ -137,7 +137,19 @@ impl Candidate<'_> {
     /// Whether an integer kernel pays for quantising this layer's input.
     fn pays_for_integer_kernel(&self, shapes: &SampleShapes, min_macs: usize) -> bool {
         let (depth, macs) = self.work(shapes);
-        min_macs == 0 || (depth >= MIN_INTEGER_DEPTH && macs >= min_macs)
+        let narrow_conv = self.node.op_type == "Conv"
+            && self.weights[0].1.get(1).copied().unwrap_or(0) < MIN_CONV_INPUT_CHANNELS;
+        min_macs == 0 || (depth >= MIN_INTEGER_DEPTH && macs >= min_macs && !narrow_conv)
+    }
+}
+
+/// The `Relu` that alone reads a `Gemm`'s output, if there is one.
+fn sole_relu_after<'g>(gemm: &NodeProto, nodes: &'g [NodeProto]) -> Option<&'g NodeProto> {
+    let output = gemm.output.first().filter(|_| gemm.op_type == "Gemm")?;
+    let mut readers = nodes.iter().filter(|node| node.input.contains(output));
+    match (readers.next(), readers.next()) {
+        (Some(relu), None) if relu.op_type == "Relu" && relu.domain.is_empty() => Some(relu),
+        _ => None,
     }
 }
 
@@ -330,6 +342,13 @@ pub fn plan(
                 if let Some(output) = candidate.node.output.first() {
                     add_activation(&mut activations, output);
                 }
+            }
+            // ONNX Runtime fuses a Gemm and the Relu after it into a float FusedGemm before its
+            // QDQ fusions run, which then computes in float behind DequantizeLinear nodes that
+            // run on every inference; with the Relu's output quantised it fuses Gemm, Relu and
+            // QuantizeLinear into one QGemm instead (the Relu is redundant on that grid).
+            if let Some(relu) = sole_relu_after(candidate.node, &graph.node) {
+                add_activation(&mut activations, &relu.output[0]);
             }
             let bias = candidate
                 .node

@@ -186,7 +186,8 @@ pub struct QuantisationOptions {
     pub int4_storage: Int4Storage,
     /// INT8 activations: a `MatMul`, `Gemm` or `Conv` gets an integer kernel (its input
     /// quantised) only where it does at least this many multiply-accumulates per sample and
-    /// sums over at least [`MIN_INTEGER_DEPTH`] values; smaller layers keep float activations
+    /// sums over at least [`MIN_INTEGER_DEPTH`] values (a `Conv` over at least
+    /// [`MIN_CONV_INPUT_CHANNELS`] input channels); smaller layers keep float activations
     /// and int8 weights widened once at load, because quantising their input costs more than
     /// the integer kernel saves. 0: every compute layer gets an integer kernel.
     pub min_integer_macs: usize,
@@ -199,9 +200,16 @@ pub const DEFAULT_MIN_INTEGER_MACS: usize = 16_384;
 
 /// The least reduction depth (values summed per output) at which a compute layer gets an
 /// integer kernel under [`QuantisationOptions::min_integer_macs`]: at a depth of 8, ONNX
-/// Runtime's integer `Gemm` with its `QuantizeLinear` was 1.05–1.6× the float time at every
-/// width and batch measured.
+/// Runtime's integer `Gemm` with its `QuantizeLinear` was slower than float at every width
+/// with 64 or more rows (1.07–1.70×).
 pub const MIN_INTEGER_DEPTH: usize = 32;
+
+/// The fewest input channels (per group) at which a `Conv` gets an integer kernel under
+/// [`QuantisationOptions::min_integer_macs`]: ONNX Runtime's QLinearConv with 64 input
+/// channels ran at 0.24–0.84× the float time at every size measured; with 16 it was slower at
+/// every size but the largest; with 32 it varied, and made a 2-D CNN 1.2–1.3× the float time
+/// (`docs/benchmarks/quant.md`, "Which layers get integer kernels").
+pub const MIN_CONV_INPUT_CHANNELS: usize = 64;
 
 impl Default for QuantisationOptions {
     fn default() -> Self {

@@ -720,6 +720,22 @@ fn layers_too_small_for_an_integer_kernel_keep_float_inputs() {
         known.activations.contains(&output),
         "a Conv's output stays quantised"
     );
+
+    // A Conv over fewer than 64 input channels keeps float inputs however much it computes
+    // (the 2-D CNN's second convolution: 32 → 32 channels, 3 × 3, 8 × 8 positions).
+    let cnn = load("unclaimed/cnn2d_gap.torchscript.onnx");
+    let shapes = SampleShapes::from([("/conv2/Conv_output_0".to_string(), vec![1, 32, 8, 8])]);
+    let sized = plan(&cnn, &defaults, &choices, &shapes);
+    assert!(sized.weight_only.contains(&"/conv2/Conv".to_string()));
+    assert!(sized.activations.is_empty(), "{:?}", sized.activations);
+
+    // An integer Gemm that only a Relu reads gets the Relu's output quantised, so that ONNX
+    // Runtime fuses the three into a QGemm rather than the Gemm and Relu into a float one.
+    let cnn = load("unclaimed/cnn2d_flatten.torchscript.onnx");
+    let shapes = SampleShapes::from([("/Flatten_output_0".to_string(), vec![1, 512])]);
+    let sized = plan(&cnn, &defaults, &choices, &shapes);
+    assert!(!sized.weight_only.contains(&"/fc/Gemm".to_string()));
+    assert_eq!(sized.activations, ["/Flatten_output_0", "/Relu_2_output_0"]);
 }
 
 fn producer_output(model: &OnnxModel, node: &str) -> String {

@@ -49,8 +49,9 @@ pub struct QuantArgs {
     activations: Option<ActivationPrecision>,
 
     /// INT8 activations: a MatMul, Gemm or Conv gets an integer kernel only where it does at
-    /// least N multiply-accumulates per sample (and sums over at least 32 values); smaller
-    /// layers keep float inputs and int8 weights widened at load. 0: every layer.
+    /// least N multiply-accumulates per sample (and sums over at least 32 values; a Conv over
+    /// at least 64 input channels); smaller layers keep float inputs and int8 weights widened
+    /// at load. 0: every layer.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_INTEGER_MACS)]
     min_integer_macs: usize,
 
