@@ -49,8 +49,8 @@ pub fn merge_duplicate_constants(graph: &mut GraphProto) -> usize {
     merged.len()
 }
 
-/// Points every input of `nodes` (and of the nodes of their subgraphs) named in `renamed` at
-/// its new name.
+/// Points every input of `nodes` (and of the nodes of their subgraphs, and the outputs of
+/// those subgraphs, which may name an outer value) named in `renamed` at its new name.
 fn rewire(nodes: &mut [NodeProto], renamed: &HashMap<String, String>) {
     for node in nodes {
         for input in &mut node.input {
@@ -61,6 +61,11 @@ fn rewire(nodes: &mut [NodeProto], renamed: &HashMap<String, String>) {
         for attribute in &mut node.attribute {
             for graph in attribute.g.iter_mut().chain(attribute.graphs.iter_mut()) {
                 rewire(&mut graph.node, renamed);
+                for output in &mut graph.output {
+                    if let Some(name) = renamed.get(&output.name) {
+                        output.name.clone_from(name);
+                    }
+                }
             }
         }
     }
@@ -103,6 +108,10 @@ mod tests {
     fn equal_constants_merge_and_readers_follow_subgraphs_included() {
         let branch = GraphProto {
             node: vec![reader("c2", "inner")],
+            output: vec![ValueInfoProto {
+                name: "c4".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let mut with_subgraph = reader("c3", "y3");
@@ -145,6 +154,10 @@ mod tests {
         assert_eq!(inputs, ["c1", "c3", "c3"]);
         let inner = graph.node[4].attribute[0].g.as_ref().unwrap();
         assert_eq!(inner.node[0].input[1], "c1");
+        assert_eq!(
+            inner.output[0].name, "c3",
+            "a branch returning an outer constant"
+        );
         assert_eq!(
             merge_duplicate_constants(&mut graph),
             0,

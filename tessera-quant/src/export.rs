@@ -42,7 +42,7 @@ use tessera_onnx::proto::{
 use tessera_onnx::{float_values, merge_duplicate_constants, OnnxModel};
 
 use crate::grid::{quantize_weight, round_half_to_even, Granularity, QuantParams, QuantizedWeight};
-use crate::plan::{QuantisationPlan, WeightRole};
+use crate::plan::QuantisationPlan;
 use crate::scheme::{Int4Storage, Precision, QuantisationOptions};
 use crate::{Error, Result};
 
@@ -266,7 +266,6 @@ fn integer_proto(
     let mut weights: HashMap<String, QuantizedWeight> = HashMap::new();
 
     let planned: HashSet<&str> = plan.activations.iter().map(String::as_str).collect();
-    let integer_kernel_weights = integer_kernel_weights(graph, plan, &planned);
     let matmul_only = read_by_matmul_only(graph);
     for site in &plan.weights {
         let name = site.initializer.as_str();
@@ -321,7 +320,7 @@ fn integer_proto(
         let scales: Vec<f32> = quantized.params.iter().map(|p| p.scale).collect();
         let zero_points: Vec<i32> = quantized.params.iter().map(|p| p.zero_point).collect();
         let broadcast = constant_dequantisation(site.granularity, &shape)
-            .filter(|_| storage == Storage::Int8 && !integer_kernel_weights.contains(name));
+            .filter(|_| storage == Storage::Int8 && !site.integer_kernel);
         if let Some(broadcast) = broadcast {
             front.extend(dequantise_by_arithmetic(
                 &mut names,
@@ -583,37 +582,6 @@ fn integer_proto(
         proto.ir_version = proto.ir_version.max(INT4_IR_VERSION);
     }
     Ok(proto)
-}
-
-/// The compute weights of `plan` that a node reading a quantised activation (one of
-/// `planned`) takes: only there can a runtime fuse their `DequantizeLinear` into an integer
-/// kernel.
-fn integer_kernel_weights<'p>(
-    graph: &GraphProto,
-    plan: &'p QuantisationPlan,
-    planned: &HashSet<&str>,
-) -> HashSet<&'p str> {
-    let compute: HashSet<&str> = plan
-        .weights
-        .iter()
-        .filter(|site| site.role == WeightRole::Compute)
-        .map(|site| site.initializer.as_str())
-        .collect();
-    let mut taken = HashSet::new();
-    for node in &graph.node {
-        if node
-            .input
-            .first()
-            .is_some_and(|input| planned.contains(input.as_str()))
-        {
-            for input in node.input.iter().skip(1) {
-                if let Some(&weight) = compute.get(input.as_str()) {
-                    taken.insert(weight);
-                }
-            }
-        }
-    }
-    taken
 }
 
 /// The tensors every reader of which is a `MatMul`.

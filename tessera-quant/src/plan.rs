@@ -46,6 +46,10 @@ pub struct WeightSite {
     pub grid: Grid,
     /// Whether its grid is symmetric (zero point 0).
     pub symmetric: bool,
+    /// Whether a node that reads it gets an integer kernel (its input quantised): the export
+    /// keeps it behind a `DequantizeLinear` for ONNX Runtime's QDQ fusions, where a weight no
+    /// integer kernel reads is widened by `Cast` → `Mul`, folded at load.
+    pub integer_kernel: bool,
 }
 
 /// A bias that goes onto an int32 grid whose scale is its input's scale times its weight's
@@ -66,15 +70,17 @@ pub struct QuantisationPlan {
     /// Weights stored on a grid, in graph order.
     pub weights: Vec<WeightSite>,
     /// Activations quantised where they are produced (INT8 activations only), in graph order:
-    /// the inputs of quantised compute nodes and the outputs of quantised `Conv` nodes.
+    /// the inputs of compute nodes with integer kernels, the outputs of those that are `Conv`
+    /// nodes, and the output of a `Relu` that alone reads such a `Gemm`.
     pub activations: Vec<String>,
     /// Biases stored on an int32 grid (INT8 activations only).
     pub biases: Vec<BiasSite>,
     /// Compute nodes left floating-point by the adapter's choices.
     pub kept_float: Vec<String>,
-    /// Compute nodes with INT8 weights whose inputs stay float (with INT8 activations asked
-    /// for): too small for an integer kernel to pay for quantising their input
-    /// ([`QuantisationOptions::min_integer_macs`]).
+    /// Compute nodes with INT8 weights and no integer kernel although INT8 activations were
+    /// asked for: too small for one to pay for quantising their input
+    /// ([`QuantisationOptions::min_integer_macs`]), or reading a tensor that cannot be
+    /// quantised (a graph output or a constant). Their weights are widened at load.
     pub weight_only: Vec<String>,
 }
 
@@ -143,12 +149,22 @@ impl Candidate<'_> {
     }
 }
 
-/// The `Relu` that alone reads a `Gemm`'s output, if there is one.
-fn sole_relu_after<'g>(gemm: &NodeProto, nodes: &'g [NodeProto]) -> Option<&'g NodeProto> {
-    let output = gemm.output.first().filter(|_| gemm.op_type == "Gemm")?;
+/// The output of the `Relu` that alone reads a `Gemm`'s output (which is no graph output), if
+/// there is one.
+fn sole_relu_after<'g>(
+    gemm: &NodeProto,
+    nodes: &'g [NodeProto],
+    outputs: &HashSet<&str>,
+) -> Option<&'g str> {
+    let output = gemm
+        .output
+        .first()
+        .filter(|output| gemm.op_type == "Gemm" && !outputs.contains(output.as_str()))?;
     let mut readers = nodes.iter().filter(|node| node.input.contains(output));
     match (readers.next(), readers.next()) {
-        (Some(relu), None) if relu.op_type == "Relu" && relu.domain.is_empty() => Some(relu),
+        (Some(relu), None) if relu.op_type == "Relu" && relu.domain.is_empty() => {
+            relu.output.first().map(String::as_str)
+        }
         _ => None,
     }
 }
@@ -292,6 +308,7 @@ pub fn plan(
             activations.push(tensor.to_string());
         }
     };
+    let mut compute: Vec<&Candidate> = Vec::new();
     for candidate in &candidates {
         let name = candidate.node.name.as_str();
         let end_kept = (Some(&name) == layers.first() && !choices.first_layer)
@@ -325,46 +342,74 @@ pub fn plan(
                 granularity,
                 grid,
                 symmetric: options.symmetric,
+                integer_kernel: false,
             });
         }
-        if quantise_activations
-            && candidate.role == WeightRole::Compute
-            && !candidate.pays_for_integer_kernel(shapes, options.min_integer_macs)
-        {
-            plan.weight_only.push(name.to_string());
-        } else if quantise_activations && candidate.role == WeightRole::Compute {
-            let input = &candidate.node.input[0];
-            add_activation(&mut activations, input);
-            // ONNX Runtime's integer MatMul and Gemm kernels (MatMulIntegerToFloat, QGemm)
-            // return float, so a Q/DQ pair on their output would only cost time; QLinearConv
-            // needs its output's scale, and chains of convolutions then stay integer.
-            if candidate.node.op_type == "Conv" {
-                if let Some(output) = candidate.node.output.first() {
-                    add_activation(&mut activations, output);
-                }
-            }
-            // ONNX Runtime fuses a Gemm and the Relu after it into a float FusedGemm before its
-            // QDQ fusions run, which then computes in float behind DequantizeLinear nodes that
-            // run on every inference; with the Relu's output quantised it fuses Gemm, Relu and
-            // QuantizeLinear into one QGemm instead (the Relu is redundant on that grid).
-            if let Some(relu) = sole_relu_after(candidate.node, &graph.node) {
-                add_activation(&mut activations, &relu.output[0]);
-            }
-            let bias = candidate
-                .node
-                .input
-                .get(2)
-                .filter(|b| float_initializer(b).is_some());
-            let input_quantised = activations.iter().any(|a| a == input);
-            if let (Some(bias), true) = (bias, input_quantised) {
-                plan.biases.push(BiasSite {
-                    initializer: bias.clone(),
-                    activation: input.clone(),
-                    weight: candidate.weights[0].0.clone(),
-                });
-            }
+        if quantise_activations && candidate.role == WeightRole::Compute {
+            compute.push(candidate);
         }
     }
+    // First the layers large enough to pay for quantising their input; then every compute
+    // node whose input ended up quantised gets an integer kernel, whoever asked for it (in
+    // graph order, so that a quantised `Conv` output reaches the nodes after it).
+    for candidate in &compute {
+        if candidate.pays_for_integer_kernel(shapes, options.min_integer_macs) {
+            add_activation(&mut activations, &candidate.node.input[0]);
+        }
+    }
+    for candidate in compute {
+        let input = &candidate.node.input[0];
+        if !activations.iter().any(|a| a == input) {
+            // Too small, or its input cannot be quantised (a graph output or a constant).
+            plan.weight_only.push(candidate.node.name.clone());
+            continue;
+        }
+        for (initializer, ..) in &candidate.weights {
+            if let Some(site) = plan
+                .weights
+                .iter_mut()
+                .find(|s| &s.initializer == initializer)
+            {
+                site.integer_kernel = true;
+            }
+        }
+        // ONNX Runtime's integer MatMul and Gemm kernels (MatMulIntegerToFloat, QGemm)
+        // return float, so a Q/DQ pair on their output would only cost time; QLinearConv
+        // needs its output's scale, and chains of convolutions then stay integer.
+        if candidate.node.op_type == "Conv" {
+            if let Some(output) = candidate.node.output.first() {
+                add_activation(&mut activations, output);
+            }
+        }
+        // ONNX Runtime fuses a Gemm and the Relu after it into a float FusedGemm before its
+        // QDQ fusions run, which then computes in float behind DequantizeLinear nodes that
+        // run on every inference; with the Relu's output quantised it fuses Gemm, Relu and
+        // QuantizeLinear into one QGemm instead (the Relu is redundant on that grid).
+        if let Some(relu) = sole_relu_after(candidate.node, &graph.node, &outputs) {
+            add_activation(&mut activations, relu);
+        }
+        let bias = candidate
+            .node
+            .input
+            .get(2)
+            .filter(|b| float_initializer(b).is_some());
+        if let Some(bias) = bias {
+            plan.biases.push(BiasSite {
+                initializer: bias.clone(),
+                activation: input.clone(),
+                weight: candidate.weights[0].0.clone(),
+            });
+        }
+    }
+    // In graph order: graph inputs first, then by the node that writes them.
+    let position = |tensor: &str| {
+        graph
+            .node
+            .iter()
+            .position(|node| node.output.iter().any(|output| output == tensor))
+            .map_or(0, |index| index + 1)
+    };
+    activations.sort_by_key(|tensor| position(tensor));
     plan.activations = activations;
     plan
 }

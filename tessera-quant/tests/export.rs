@@ -593,15 +593,15 @@ fn only_integer_kernels_get_qdq_and_weight_only_weights_fold_at_load() {
         let graph = exported.graph();
         let original = model.graph();
         // Activations: the inputs of quantised compute nodes, and the outputs of convolutions
-        // alone (MatMul and Gemm have integer kernels with float outputs).
+        // (MatMul and Gemm have integer kernels with float outputs) and of a Relu after a Gemm.
         for name in &plan.activations {
             let input_of_compute = original.node.iter().any(|n| {
                 matches!(n.op_type.as_str(), "MatMul" | "Gemm" | "Conv") && n.input[0] == *name
             });
             let is_graph_input = original.input.iter().any(|i| i.name == *name);
-            let output_of_conv = !is_graph_input && producer(original, name).op_type == "Conv";
+            let written_by = |op: &str| !is_graph_input && producer(original, name).op_type == op;
             assert!(
-                input_of_compute || output_of_conv,
+                input_of_compute || written_by("Conv") || written_by("Relu"),
                 "{path}: {name} is quantised but feeds no compute node"
             );
         }
@@ -736,6 +736,16 @@ fn layers_too_small_for_an_integer_kernel_keep_float_inputs() {
     let sized = plan(&cnn, &defaults, &choices, &shapes);
     assert!(!sized.weight_only.contains(&"/fc/Gemm".to_string()));
     assert_eq!(sized.activations, ["/Flatten_output_0", "/Relu_2_output_0"]);
+    // The head then reads a quantised input anyway: it gets an integer kernel too, and the
+    // report's weight-only layers are those whose inputs stay float.
+    assert_eq!(sized.weight_only, ["/conv1/Conv", "/conv2/Conv"]);
+    let integer: Vec<&str> = sized
+        .weights
+        .iter()
+        .filter(|site| site.integer_kernel)
+        .map(|site| site.initializer.as_str())
+        .collect();
+    assert_eq!(integer, ["fc.weight", "head.weight"]);
 }
 
 fn producer_output(model: &OnnxModel, node: &str) -> String {

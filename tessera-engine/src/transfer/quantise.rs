@@ -321,7 +321,7 @@ pub(super) fn plan_for(
     adapter: &AdapterPlan,
     aware: &QuantisationAware,
 ) -> Result<QuantisationPlan> {
-    let shapes = sample_shapes(model, graph, inputs)?;
+    let shapes = sample_shapes(model, graph, inputs);
     let plan =
         tessera_quant::plan::plan(model, &aware.quantisation, &adapter.quantisation, &shapes);
     if aware.quantisation.precision.is_integer() && plan.is_empty() {
@@ -341,22 +341,21 @@ pub(super) fn plan_for(
 }
 
 /// The shapes of the tensors the plan sizes compute layers by, from a forward pass of `graph`
-/// on the first of `inputs` alone.
-fn sample_shapes(
-    model: &OnnxModel,
-    graph: &TrainableGraph,
-    inputs: &Tensor,
-) -> Result<SampleShapes> {
+/// on the first of `inputs` alone; none where the graph cannot run one sample (a batch size
+/// fixed in the graph), so that every layer is counted at one row or position per sample.
+fn sample_shapes(model: &OnnxModel, graph: &TrainableGraph, inputs: &Tensor) -> SampleShapes {
     let probes = tessera_quant::plan::shape_probes(model);
     if probes.is_empty() || inputs.shape().first().is_none_or(|&rows| rows == 0) {
-        return Ok(SampleShapes::new());
+        return SampleShapes::new();
     }
-    let values = graph.forward(&[inputs.slice_axis(0, 0..1)], &probes)?;
-    Ok(probes
-        .into_iter()
-        .zip(values)
-        .map(|(name, value)| (name, value.dims().to_vec()))
-        .collect())
+    match graph.forward(&[inputs.slice_axis(0, 0..1)], &probes) {
+        Ok(values) => probes
+            .into_iter()
+            .zip(values)
+            .map(|(name, value)| (name, value.dims().to_vec()))
+            .collect(),
+        Err(_) => SampleShapes::new(),
+    }
 }
 
 /// Rounds the plan's weights onto their grids in `graph` (activations float).
