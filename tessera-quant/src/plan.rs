@@ -402,14 +402,13 @@ pub fn plan(
         }
     }
     // In graph order: graph inputs first, then by the node that writes them.
-    let position = |tensor: &str| {
-        graph
-            .node
-            .iter()
-            .position(|node| node.output.iter().any(|output| output == tensor))
-            .map_or(0, |index| index + 1)
-    };
-    activations.sort_by_key(|tensor| position(tensor));
+    let written_at: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(index, node)| node.output.iter().map(move |o| (o.as_str(), index + 1)))
+        .collect();
+    activations.sort_by_key(|tensor| written_at.get(tensor.as_str()).copied().unwrap_or(0));
     plan.activations = activations;
     plan
 }

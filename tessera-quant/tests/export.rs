@@ -689,33 +689,30 @@ fn layers_too_small_for_an_integer_kernel_keep_float_inputs() {
         "too shallow at any size"
     );
 
+    let weight_only = |model: &OnnxModel, shapes: &SampleShapes, node: &str| {
+        let sized = plan(model, &defaults, &choices, shapes);
+        (sized.weight_only.iter().any(|n| n == node), sized)
+    };
+
     // A sample's rows multiply a MatMul's work wherever its batch axis is: the Transformer's
     // 64 → 192 projection reads [sequence 8, batch 1, 64] (12 288 per row, 98 304 per sample).
     let transformer = load("digits/transformer_64d_2L.tx.torchscript.onnx");
     let projection = "/blocks.0/self_attn/Transpose_output_0".to_string();
-    let unknown = plan(&transformer, &defaults, &choices, &SampleShapes::new());
-    assert!(unknown
-        .weight_only
-        .contains(&"/blocks.0/self_attn/MatMul".to_string()));
+    let node = "/blocks.0/self_attn/MatMul";
+    assert!(weight_only(&transformer, &SampleShapes::new(), node).0);
     let shapes = SampleShapes::from([(projection.clone(), vec![8, 1, 64])]);
-    let known = plan(&transformer, &defaults, &choices, &shapes);
+    let (small, known) = weight_only(&transformer, &shapes, node);
     assert!(known.activations.contains(&projection));
-    assert!(!known
-        .weight_only
-        .contains(&"/blocks.0/self_attn/MatMul".to_string()));
+    assert!(!small);
 
     // A Conv's work is counted over its output positions (64 × 64 × 3 per position).
     let conv = load("digits/conv_64d_2L.tx.torchscript.onnx");
     let output = producer_output(&conv, "/blocks.0/conv/Conv");
-    let unknown = plan(&conv, &defaults, &choices, &SampleShapes::new());
-    assert!(unknown
-        .weight_only
-        .contains(&"/blocks.0/conv/Conv".to_string()));
+    let node = "/blocks.0/conv/Conv";
+    assert!(weight_only(&conv, &SampleShapes::new(), node).0);
     let shapes = SampleShapes::from([(output.clone(), vec![1, 64, 8])]);
-    let known = plan(&conv, &defaults, &choices, &shapes);
-    assert!(!known
-        .weight_only
-        .contains(&"/blocks.0/conv/Conv".to_string()));
+    let (small, known) = weight_only(&conv, &shapes, node);
+    assert!(!small);
     assert!(
         known.activations.contains(&output),
         "a Conv's output stays quantised"
