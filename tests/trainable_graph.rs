@@ -84,6 +84,81 @@ fn forward_matches_tract_on_every_zoo_model() {
     println!("worst difference from tract: {} ({})", worst.0, worst.1);
 }
 
+/// The transformers' spelled-out GELUs run fused; asking for a tensor inside one runs the
+/// model's own nodes, and both give the same outputs and gradients.
+#[test]
+fn fused_gelu_computes_what_the_spelled_out_nodes_compute() {
+    for id in [
+        "toy/transformer_64d_2L.rx.torchscript",
+        "toy/transformer_64d_2L.rx.dynamo",
+    ] {
+        let zoo = zoo_models()
+            .into_iter()
+            .find(|model| model.id == id)
+            .unwrap();
+        let model = OnnxModel::load(&zoo_file(&zoo.onnx)).unwrap();
+        let erf = model
+            .graph()
+            .node
+            .iter()
+            .find(|node| node.op_type == "Erf")
+            .map(|node| node.output[0].clone())
+            .unwrap();
+        let dataset = Dataset::load(&zoo_file(&zoo.datasets.val_inputs), None).unwrap();
+        let batch = first_rows(&dataset, 8);
+        let graph = TrainableGraph::new(&model, &Trainable::All, candle_core::Device::Cpu).unwrap();
+        let logits_and_gradients = |names: &[String]| {
+            let outputs = graph.forward(std::slice::from_ref(&batch), names).unwrap();
+            let gradients = outputs[0]
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let every: Vec<Tensor> = graph
+                .variables()
+                .iter()
+                .map(|(_, var)| to_host(gradients.get(var.as_tensor()).unwrap()).unwrap())
+                .collect();
+            (to_host(&outputs[0]).unwrap(), every)
+        };
+        let (fused, fused_gradients) = logits_and_gradients(&["logits".to_string()]);
+        let (spelled_out, spelled_out_gradients) =
+            logits_and_gradients(&["logits".to_string(), erf]);
+        assert!(max_difference(&fused, &spelled_out) <= 1e-5, "{id}");
+        for (a, b) in fused_gradients.iter().zip(&spelled_out_gradients) {
+            assert!(max_difference(a, b) <= 1e-4, "{id}");
+        }
+    }
+}
+
+/// A single number among a model's initializers (dynamo writes GELU's √2 and attention's scale
+/// that way) is an operator's constant: it does not learn unless named.
+#[test]
+fn single_numbers_are_constants_not_weights() {
+    let zoo = zoo_models()
+        .into_iter()
+        .find(|model| model.id == "toy/transformer_64d_2L.rx.dynamo")
+        .unwrap();
+    let model = OnnxModel::load(&zoo_file(&zoo.onnx)).unwrap();
+    let numbers: Vec<String> = model
+        .graph()
+        .initializer
+        .iter()
+        .filter(|i| i.dims.iter().product::<i64>() == 1)
+        .map(|i| i.name.clone())
+        .collect();
+    assert!(!numbers.is_empty());
+    let graph = TrainableGraph::new(&model, &Trainable::All, candle_core::Device::Cpu).unwrap();
+    let learned: Vec<&String> = graph.variables().iter().map(|(name, _)| name).collect();
+    assert!(numbers.iter().all(|number| !learned.contains(&number)));
+    assert!(learned.len() > 10);
+    let named = Trainable::Only(vec![numbers[0].clone()]);
+    let graph = TrainableGraph::new(&model, &named, candle_core::Device::Cpu).unwrap();
+    assert_eq!(graph.variables().len(), 1);
+}
+
 /// A model of one `[2, 3, 4]` float input and three normalisations of it — Softmax with no axis
 /// attribute, LogSoftmax along axis 0, Softmax along the last axis — declared at `opset`.
 fn normalisations_at_opset(opset: i64) -> OnnxModel {

@@ -10,6 +10,7 @@ mod device;
 mod error;
 mod fake_quant;
 pub mod functional;
+mod fusion;
 mod node;
 mod ops;
 mod optim;
@@ -33,19 +34,23 @@ pub use optim::{Optimizer, OptimizerKind, OptimizerOptions, Schedule, StepReport
 /// Which initializers learn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trainable {
-    /// Every floating-point initializer.
+    /// Every floating-point initializer of more than one element. A single number is an
+    /// operator's constant (GELU's √2, attention's scale, written as initializers by some
+    /// exporters and as `Constant` nodes by others), not a weight.
     All,
-    /// Every floating-point initializer except these (e.g. embeddings an adapter keeps frozen).
+    /// As [`Trainable::All`], except these (e.g. embeddings an adapter keeps frozen).
     AllExcept(Vec<String>),
-    /// Only these.
+    /// Only these, whatever their size.
     Only(Vec<String>),
 }
 
 impl Trainable {
-    fn includes(&self, name: &str) -> bool {
+    fn includes(&self, initializer: &tessera_onnx::proto::TensorProto) -> bool {
+        let name = initializer.name.as_str();
+        let weight = initializer.dims.iter().product::<i64>() > 1;
         match self {
-            Trainable::All => true,
-            Trainable::AllExcept(frozen) => !frozen.iter().any(|f| f == name),
+            Trainable::All => weight,
+            Trainable::AllExcept(frozen) => weight && !frozen.iter().any(|f| f == name),
             Trainable::Only(chosen) => chosen.iter().any(|c| c == name),
         }
     }
@@ -90,6 +95,8 @@ pub struct TrainableGraph {
     device: Device,
     constants: HashMap<String, Tensor>,
     variables: Vec<(String, Var)>,
+    learned: HashSet<String>,
+    fused: fusion::FusedNodes,
     fake_quantisation: FakeQuantisation,
 }
 
@@ -118,7 +125,7 @@ impl TrainableGraph {
                 model.error(format!("initializer {:?}: {message}", initializer.name))
             })?;
             let learnable = matches!(dtype_of(initializer.data_type), HostDType::F32)
-                && trainable.includes(&initializer.name);
+                && trainable.includes(initializer);
             if learnable {
                 let var =
                     Var::from_tensor(&tensor).map_err(|error| model.error(error.to_string()))?;
@@ -140,11 +147,15 @@ impl TrainableGraph {
                     .into());
             }
         }
+        let learned = learned_tensors(model, &variables);
+        let fused = fusion::fuse(model.graph(), &learned);
         Ok(Self {
             model: model.clone(),
             device,
             constants,
             variables,
+            learned,
+            fused,
             fake_quantisation: FakeQuantisation::default(),
         })
     }
@@ -238,7 +249,20 @@ impl TrainableGraph {
         }
         let wanted: HashSet<&str> = outputs.iter().map(String::as_str).collect();
         let opset = self.model.opset().unwrap_or(node::NEWEST_OPSET);
-        for proto in &self.model.graph().node {
+        // The fused nodes, unless a tensor asked for or rounded onto a grid is inside a chain.
+        let hidden = |name: &str| self.fused.hidden.contains(name);
+        let nodes = if wanted.iter().any(|name| hidden(name))
+            || self
+                .fake_quantisation
+                .activations
+                .keys()
+                .any(|name| hidden(name))
+        {
+            &self.model.graph().node
+        } else {
+            &self.fused.nodes
+        };
+        for proto in nodes {
             let node = Node {
                 proto,
                 device: &self.device,
@@ -261,6 +285,13 @@ impl TrainableGraph {
             let results = op(&node, &arguments)?;
             for (name, value) in proto.output.iter().zip(results) {
                 if !name.is_empty() {
+                    // What no variable reaches is a constant to backpropagation: candle would
+                    // otherwise compute its gradient too.
+                    let value = if self.learned.contains(name) {
+                        value
+                    } else {
+                        value.detach()
+                    };
                     values.insert(name.as_str(), self.quantised(name, value)?);
                 }
             }
@@ -307,6 +338,17 @@ impl TrainableGraph {
         }
         Ok(self.model.with_initializer_values(&values))
     }
+}
+
+/// Names of the tensors of `model` that depend on one of `variables`, in graph order.
+fn learned_tensors(model: &OnnxModel, variables: &[(String, Var)]) -> HashSet<String> {
+    let mut learned: HashSet<String> = variables.iter().map(|(name, _)| name.clone()).collect();
+    for node in &model.graph().node {
+        if node.input.iter().any(|input| learned.contains(input)) {
+            learned.extend(node.output.iter().filter(|o| !o.is_empty()).cloned());
+        }
+    }
+    learned
 }
 
 /// A `[rows, columns]` array as a float32 candle tensor on `device`.

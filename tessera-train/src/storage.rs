@@ -6,10 +6,22 @@ use ndarray::LinalgScalar;
 use num_traits::Float;
 
 /// The element types hand-written kernels run in: float32 and float64.
-pub trait Real: Float + LinalgScalar + WithDType {}
+pub trait Real: Float + LinalgScalar + WithDType {
+    /// The error function, in this type's precision.
+    fn erf(self) -> Self;
+}
 
-impl Real for f32 {}
-impl Real for f64 {}
+impl Real for f32 {
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
+}
+
+impl Real for f64 {
+    fn erf(self) -> Self {
+        libm::erf(self)
+    }
+}
 
 /// Where a contiguous layout's values start and end; `op` names the caller in the error.
 pub fn span(layout: &Layout, op: &'static str) -> candle_core::Result<(usize, usize)> {
@@ -32,34 +44,31 @@ pub fn tensor_values<T: WithDType>(tensor: &Tensor) -> candle_core::Result<Vec<T
     tensor.flatten_all()?.to_vec1::<T>()
 }
 
-/// A computation on the values of three tensors of one float type, giving new values.
-pub trait Kernel3 {
+/// A computation on the values of a few tensors of one float type, giving new values.
+pub trait Kernel {
     /// The operation's name, for errors.
     const NAME: &'static str;
 
-    /// Runs on the three tensors' values.
-    fn run<T: Real>(&self, first: &[T], second: &[T], third: &[T]) -> candle_core::Result<Vec<T>>;
+    /// Runs on the tensors' values, in the order they were given.
+    fn run<T: Real>(&self, inputs: &[&[T]]) -> candle_core::Result<Vec<T>>;
 }
 
-/// Runs `kernel` in the element type of `first` (float32 or float64).
-pub fn run_kernel3<K: Kernel3>(
+/// Runs `kernel` on `inputs` (contiguous storages) in the element type of the first (float32
+/// or float64).
+pub fn run_kernel<K: Kernel>(
     kernel: &K,
-    first: (&CpuStorage, &Layout),
-    second: (&CpuStorage, &Layout),
-    third: (&CpuStorage, &Layout),
+    inputs: &[(&CpuStorage, &Layout)],
 ) -> candle_core::Result<CpuStorage> {
+    fn typed<'s, T: WithDType>(
+        inputs: &[(&'s CpuStorage, &Layout)],
+        name: &'static str,
+    ) -> candle_core::Result<Vec<&'s [T]>> {
+        inputs.iter().map(|&input| values(input, name)).collect()
+    }
     let name = K::NAME;
-    Ok(match first.0 {
-        CpuStorage::F32(_) => CpuStorage::F32(kernel.run::<f32>(
-            values(first, name)?,
-            values(second, name)?,
-            values(third, name)?,
-        )?),
-        CpuStorage::F64(_) => CpuStorage::F64(kernel.run::<f64>(
-            values(first, name)?,
-            values(second, name)?,
-            values(third, name)?,
-        )?),
+    Ok(match inputs.first().map(|(storage, _)| storage) {
+        Some(CpuStorage::F32(_)) => CpuStorage::F32(kernel.run::<f32>(&typed(inputs, name)?)?),
+        Some(CpuStorage::F64(_)) => CpuStorage::F64(kernel.run::<f64>(&typed(inputs, name)?)?),
         _ => candle_core::bail!("{name} needs float32 or float64 values"),
     })
 }

@@ -2,6 +2,8 @@
 
 use candle_core::Tensor;
 
+use super::broadcast::rows_broadcast;
+use super::im2col::{unfold, Windows};
 use super::{input, optional, Node};
 use crate::node::NodeResult;
 use crate::Result;
@@ -66,6 +68,17 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
         2 => (padded, weight.clone()),
         other => return Err(node.error(format!("{other}-D convolution is not supported"))),
     };
+    if groups == 1 && padded.device().is_cpu() {
+        let kernel = (weight.dim(2).at(node)?, weight.dim(3).at(node)?);
+        if let Some(windows) = Windows::over(&padded, kernel, stride, dilation).at(node)? {
+            let y = matrix_conv(&padded, &weight, optional(inputs, 2), windows).at(node)?;
+            return Ok(vec![if spatial == 1 {
+                y.squeeze(2).at(node)?
+            } else {
+                y
+            }]);
+        }
+    }
     let mut cropped = padded.clone();
     for a in 2..4 {
         let (size, span) = (
@@ -90,6 +103,26 @@ pub fn conv(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
         y = y.broadcast_add(&bias.reshape(shape).at(node)?).at(node)?;
     }
     Ok(vec![y])
+}
+
+/// A convolution without groups as a matrix product of the input's windows
+/// (`[N · positions, C · kh · kw]`) and the flattened weight, plus the bias per output channel.
+fn matrix_conv(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    windows: Windows,
+) -> candle_core::Result<Tensor> {
+    let (batch, out_channels) = (x.dim(0)?, weight.dim(0)?);
+    let (out_h, out_w) = windows.out();
+    let columns = unfold(x, windows)?.reshape(((), windows.depth()))?;
+    let mut y = columns.matmul(&weight.reshape((out_channels, windows.depth()))?.t()?)?;
+    if let Some(bias) = bias {
+        y = rows_broadcast(&y, &bias.reshape(out_channels)?, Tensor::broadcast_add)?;
+    }
+    y.reshape((batch, out_h * out_w, out_channels))?
+        .transpose(1, 2)?
+        .reshape((batch, out_channels, out_h, out_w))
 }
 
 fn pool(node: &Node<'_>, inputs: &[Option<Tensor>], max: bool) -> Result<Vec<Tensor>> {

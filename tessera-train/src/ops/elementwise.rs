@@ -12,6 +12,43 @@ fn binary(node: &Node<'_>, inputs: &[Option<Tensor>], op: BroadcastOp) -> Result
     Ok(vec![rows_broadcast(a, b, op).at(node)?])
 }
 
+/// Which side of a binary operation a constant number stands on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// A float tensor `x` and a constant number `c` (one element, nothing learns it, no larger a
+/// rank than `x`) among the two inputs, with the side `c` is on. Arithmetic with such a number
+/// is an `affine` map, whose gradient is one scaling: candle's broadcasting operations would
+/// also compute a gradient for the constant and sum it over the whole tensor.
+fn with_constant_number(
+    a: &Tensor,
+    b: &Tensor,
+) -> candle_core::Result<Option<(Tensor, f64, Side)>> {
+    let number = |x: &Tensor, c: &Tensor| {
+        x.dtype().is_float()
+            && c.dtype().is_float()
+            && c.elem_count() == 1
+            && !c.track_op()
+            && c.rank() <= x.rank()
+    };
+    let value = |c: &Tensor| -> candle_core::Result<f64> {
+        c.to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()
+            .map(|v| v[0])
+    };
+    if number(a, b) {
+        Ok(Some((a.clone(), value(b)?, Side::Right)))
+    } else if number(b, a) {
+        Ok(Some((b.clone(), value(a)?, Side::Left)))
+    } else {
+        Ok(None)
+    }
+}
+
 fn unary(
     node: &Node<'_>,
     inputs: &[Option<Tensor>],
@@ -20,24 +57,48 @@ fn unary(
     Ok(vec![op(input(node, inputs, 0)?).at(node)?])
 }
 
+/// `binary` with `op`, or `affine` with the `(scale, shift)` that `with_constant_number`'s
+/// number and side give, where one input is such a number.
+fn binary_or_affine(
+    node: &Node<'_>,
+    inputs: &[Option<Tensor>],
+    op: BroadcastOp,
+    affine: fn(f64, Side) -> Option<(f64, f64)>,
+) -> Result<Vec<Tensor>> {
+    let (a, b) = (input(node, inputs, 0)?, input(node, inputs, 1)?);
+    if let Some((x, number, side)) = with_constant_number(a, b).at(node)? {
+        if let Some((scale, shift)) = affine(number, side) {
+            return Ok(vec![x.affine(scale, shift).at(node)?]);
+        }
+    }
+    binary(node, inputs, op)
+}
+
 /// `Add`.
 pub fn add(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    binary(node, inputs, Tensor::broadcast_add)
+    binary_or_affine(node, inputs, Tensor::broadcast_add, |c, _| Some((1.0, c)))
 }
 
 /// `Sub`.
 pub fn sub(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    binary(node, inputs, Tensor::broadcast_sub)
+    binary_or_affine(node, inputs, Tensor::broadcast_sub, |c, side| {
+        Some(match side {
+            Side::Right => (1.0, -c),
+            Side::Left => (-1.0, c),
+        })
+    })
 }
 
 /// `Mul`.
 pub fn mul(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    binary(node, inputs, Tensor::broadcast_mul)
+    binary_or_affine(node, inputs, Tensor::broadcast_mul, |c, _| Some((c, 0.0)))
 }
 
 /// `Div` (integer division truncates, as ONNX specifies).
 pub fn div(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    binary(node, inputs, Tensor::broadcast_div)
+    binary_or_affine(node, inputs, Tensor::broadcast_div, |c, side| {
+        (side == Side::Right && c != 0.0).then(|| (1.0 / c, 0.0))
+    })
 }
 
 /// `Pow`: a constant scalar exponent uses `powf`; a tensor exponent `exp(b · ln a)`.
@@ -147,7 +208,7 @@ pub fn relu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
 pub fn gelu(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     match node.string("approximate").as_deref() {
         Some("tanh") => unary(node, inputs, Tensor::gelu),
-        _ => unary(node, inputs, Tensor::gelu_erf),
+        _ => unary(node, inputs, super::fused_gelu::gelu_erf),
     }
 }
 

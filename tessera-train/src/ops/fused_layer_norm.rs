@@ -4,7 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 
-use crate::storage::{run_kernel3, tensor_values, Kernel3, Real};
+use crate::storage::{run_kernel, tensor_values, Kernel, Real};
 
 /// Normalises each row of `width` trailing elements of `x` to zero mean and unit variance,
 /// then scales by `scale` and shifts by `bias` (both `[width]`).
@@ -119,10 +119,13 @@ impl LayerNorm {
     }
 }
 
-impl Kernel3 for LayerNorm {
+impl Kernel for LayerNorm {
     const NAME: &'static str = "layer normalisation";
 
-    fn run<T: Real>(&self, x: &[T], scale: &[T], bias: &[T]) -> candle_core::Result<Vec<T>> {
+    fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
+        let &[x, scale, bias] = values else {
+            candle_core::bail!("layer normalisation takes three tensors");
+        };
         Ok(self.forward(x, scale, bias))
     }
 }
@@ -141,11 +144,9 @@ impl CustomOp3 for LayerNorm {
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = run_kernel3(
+        let y = run_kernel(
             self,
-            (x, x_layout),
-            (scale, scale_layout),
-            (bias, bias_layout),
+            &[(x, x_layout), (scale, scale_layout), (bias, bias_layout)],
         )?;
         Ok((y, x_layout.shape().clone()))
     }

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
 
-use crate::storage::{run_kernel3, tensor_values, Kernel3, Real};
+use crate::storage::{run_kernel, tensor_values, Kernel, Real};
 
 /// Values kept per unit and step: h, c, the gates i, o, f, the candidate, and tanh(c).
 const KEPT: usize = 7;
@@ -214,15 +214,13 @@ fn view2<T>(values: &[T], dims: (usize, usize)) -> candle_core::Result<ArrayView
     ArrayView2::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
 }
 
-impl Kernel3 for LstmDirection {
+impl Kernel for LstmDirection {
     const NAME: &'static str = "an LSTM";
 
-    fn run<T: Real>(
-        &self,
-        inputs: &[T],
-        recurrent: &[T],
-        initial: &[T],
-    ) -> candle_core::Result<Vec<T>> {
+    fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
+        let &[inputs, recurrent, initial] = values else {
+            candle_core::bail!("an LSTM direction takes three tensors");
+        };
         let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
         let states = self.forward(
             view3(inputs, (steps, batch, 4 * hidden))?,
@@ -247,11 +245,13 @@ impl CustomOp3 for LstmDirection {
         initial: &CpuStorage,
         initial_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let states = run_kernel3(
+        let states = run_kernel(
             self,
-            (inputs, inputs_layout),
-            (recurrent, recurrent_layout),
-            (initial, initial_layout),
+            &[
+                (inputs, inputs_layout),
+                (recurrent, recurrent_layout),
+                (initial, initial_layout),
+            ],
         )?;
         Ok((
             states,

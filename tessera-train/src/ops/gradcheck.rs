@@ -571,6 +571,18 @@ fn binary_arithmetic_broadcasts() {
             .signed(&[4, 1], low, high)
             .dims(&[2, 4, 3])
             .run();
+        // A constant number on either side (a scalar and a one-element tensor), which runs as
+        // an affine map; a number dividing by the tensor does not.
+        Check::new(op)
+            .uniform(&[2, 3], 0.5, 2.0)
+            .fixed(float64(&[1.5], &[]))
+            .dims(&[2, 3])
+            .run();
+        Check::new(op)
+            .fixed(float64(&[-0.75], &[1]))
+            .uniform(&[2, 3], 0.5, 2.0)
+            .dims(&[2, 3])
+            .run();
     }
 }
 
@@ -1202,7 +1214,8 @@ fn constants() {
 
 /// `Conv`: 1-D with asymmetric pads and stride 2, with and without bias; 2-D with groups = 2,
 /// asymmetric pads and bias; 2-D with stride 2 over an input whose height and width leave
-/// different remainders; 1-D with dilation 2. Batches of several samples and output channels
+/// different remainders; 1-D with dilation 2; 2-D with dilation 2, pads and bias over three
+/// input channels. Batches of several samples and output channels
 /// are included: candle's own conv1d backward gets those wrong.
 #[test]
 fn conv_1d_and_2d() {
@@ -1240,6 +1253,14 @@ fn conv_1d_and_2d() {
         .uniform(&[1, 2, 7], -1.0, 1.0)
         .uniform(&[2, 2, 3], -1.0, 1.0)
         .dims(&[1, 2, 3])
+        .run();
+    Check::new("Conv")
+        .ints("dilations", &[2, 2])
+        .ints("pads", &[1, 0, 1, 2])
+        .uniform(&[2, 3, 5, 4], -1.0, 1.0)
+        .uniform(&[2, 3, 2, 3], -1.0, 1.0)
+        .uniform(&[2], -1.0, 1.0)
+        .dims(&[2, 2, 5, 2])
         .run();
     // [1 2 3 4] ⊛ [1 −1] with one zero of padding before: [−1, −1, −1, −1] at stride 1.
     let y = Check::new("Conv")

@@ -5,10 +5,13 @@
 mod broadcast;
 mod convolution;
 mod elementwise;
+mod fused_gelu;
 mod fused_layer_norm;
 mod fused_lstm;
+mod fused_softmax;
 #[cfg(test)]
 mod gradcheck;
+mod im2col;
 mod linalg;
 mod normalization;
 mod recurrent;

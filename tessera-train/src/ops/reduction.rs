@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 
+use super::fused_softmax::softmax_last;
 use super::{input, optional, Node};
 use crate::functional::log_softmax;
 use crate::node::{axis, int_values, NodeResult};
@@ -75,9 +76,26 @@ fn node_log_softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Tensor
         .at(node)
 }
 
-/// `Softmax`, stabilised by the maximum.
+/// `Softmax`, stabilised by the maximum: one fused operation over the last axis (or, before
+/// opset 13, the flattened trailing axes), composed along any other.
 pub fn softmax(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    Ok(vec![node_log_softmax(node, inputs)?.exp().at(node)?])
+    let x = input(node, inputs, 0)?;
+    let last = x.rank().saturating_sub(1);
+    if node.opset >= 13 {
+        let a = axis(node.int("axis").unwrap_or(-1), x.rank(), node)?;
+        if a == last {
+            return Ok(vec![softmax_last(x).at(node)?]);
+        }
+        return Ok(vec![node_log_softmax(node, inputs)?.exp().at(node)?]);
+    }
+    let a = axis(node.int("axis").unwrap_or(1), x.rank(), node)?;
+    let rows: usize = x.dims()[..a].iter().product();
+    let y = x
+        .reshape((rows, ()))
+        .and_then(|matrix| softmax_last(&matrix))
+        .and_then(|normalised| normalised.reshape(x.shape()))
+        .at(node)?;
+    Ok(vec![y])
 }
 
 /// `LogSoftmax`.

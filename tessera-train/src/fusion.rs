@@ -1,0 +1,379 @@
+//! The nodes the forward pass runs: the model's own, with chains that exporters spell out
+//! replaced by one operator the graph has a fused kernel for. The model itself is not
+//! changed; the trained receiver is written back with its original nodes.
+//!
+//! Recognised: the exact GELU as `Div(x, √2)` (or `Mul(x, 1/√2)`) → `Erf` → `Add(·, 1)` and
+//! two `Mul`s by `x` and `0.5` in any order, as both PyTorch exporters write it; it becomes
+//! one opset-20 `Gelu` node.
+
+use std::collections::{HashMap, HashSet};
+
+use tessera_onnx::float_values;
+use tessera_onnx::proto::{GraphProto, NodeProto};
+
+/// The execution plan and the tensors it no longer computes (the chains' intermediates).
+pub struct FusedNodes {
+    /// The nodes to run, in graph order.
+    pub nodes: Vec<NodeProto>,
+    /// Intermediate tensors inside a fused chain.
+    pub hidden: HashSet<String>,
+}
+
+/// The plan for `graph`; `learned` names the tensors that depend on a variable, which are
+/// never taken for a chain's constants.
+pub fn fuse(graph: &GraphProto, learned: &HashSet<String>) -> FusedNodes {
+    let finder = ChainFinder::new(graph, learned);
+    let mut replaced: HashMap<usize, NodeProto> = HashMap::new();
+    let mut removed: HashSet<usize> = HashSet::new();
+    let mut hidden = HashSet::new();
+    for (index, node) in graph.node.iter().enumerate() {
+        if node.op_type != "Erf" || removed.contains(&index) {
+            continue;
+        }
+        if let Some(chain) = finder.gelu(index) {
+            let last = *chain.nodes.last().expect("a chain has nodes");
+            for &member in &chain.nodes {
+                removed.insert(member);
+                if member != last {
+                    hidden.extend(graph.node[member].output.iter().cloned());
+                }
+            }
+            replaced.insert(
+                last,
+                NodeProto {
+                    name: format!("{} (fused GELU)", graph.node[last].name),
+                    op_type: "Gelu".into(),
+                    input: vec![chain.input],
+                    output: graph.node[last].output.clone(),
+                    ..NodeProto::default()
+                },
+            );
+        }
+    }
+    let nodes = graph
+        .node
+        .iter()
+        .enumerate()
+        .filter_map(|(index, node)| match replaced.remove(&index) {
+            Some(fused) => Some(fused),
+            None if removed.contains(&index) => None,
+            None => Some(node.clone()),
+        })
+        .collect();
+    FusedNodes { nodes, hidden }
+}
+
+/// A recognised chain: the tensor it reads and its nodes (indices, the result's last).
+struct Chain {
+    input: String,
+    nodes: Vec<usize>,
+}
+
+/// Who produces and who reads each tensor, and which tensors are constant numbers.
+struct ChainFinder<'g> {
+    graph: &'g GraphProto,
+    producer: HashMap<&'g str, usize>,
+    readers: HashMap<&'g str, Vec<usize>>,
+    outputs: HashSet<&'g str>,
+    numbers: HashMap<&'g str, f64>,
+}
+
+impl<'g> ChainFinder<'g> {
+    fn new(graph: &'g GraphProto, learned: &HashSet<String>) -> Self {
+        let mut producer = HashMap::new();
+        let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut numbers = HashMap::new();
+        for (index, node) in graph.node.iter().enumerate() {
+            for output in &node.output {
+                producer.insert(output.as_str(), index);
+            }
+            for input in &node.input {
+                readers.entry(input.as_str()).or_default().push(index);
+            }
+            if node.op_type == "Constant" {
+                let value = node.attribute.iter().find_map(|a| match a.name.as_str() {
+                    "value" => a.t.as_ref().and_then(single_number),
+                    "value_float" => Some(f64::from(a.f)),
+                    _ => None,
+                });
+                if let (Some(value), Some(output)) = (value, node.output.first()) {
+                    numbers.insert(output.as_str(), value);
+                }
+            }
+        }
+        for initializer in &graph.initializer {
+            if !learned.contains(&initializer.name) {
+                if let Some(value) = single_number(initializer) {
+                    numbers.insert(initializer.name.as_str(), value);
+                }
+            }
+        }
+        let outputs = graph.output.iter().map(|o| o.name.as_str()).collect();
+        Self {
+            graph,
+            producer,
+            readers,
+            outputs,
+            numbers,
+        }
+    }
+
+    /// The node that alone reads `tensor` (no other node, not a graph output).
+    fn only_reader(&self, tensor: &str) -> Option<usize> {
+        match self.readers.get(tensor).map(Vec::as_slice) {
+            Some(&[reader]) if !self.outputs.contains(tensor) => Some(reader),
+            _ => None,
+        }
+    }
+
+    /// `(other operand, number)` of a binary node `op_type` with a constant number `near` as
+    /// one of its two operands (either side when `commutes`, else the right).
+    fn with_number(
+        &self,
+        index: usize,
+        op_type: &str,
+        near: f64,
+        commutes: bool,
+    ) -> Option<&'g str> {
+        let node = &self.graph.node[index];
+        if node.op_type != op_type || node.input.len() != 2 || node.output.len() != 1 {
+            return None;
+        }
+        let is_near = |name: &str| {
+            self.numbers
+                .get(name)
+                .is_some_and(|value| (value - near).abs() <= 1e-4 * near.abs())
+        };
+        let (a, b) = (node.input[0].as_str(), node.input[1].as_str());
+        if is_near(b) {
+            Some(a)
+        } else if commutes && is_near(a) {
+            Some(b)
+        } else {
+            None
+        }
+    }
+
+    /// The operands of a two-input `Mul`.
+    fn mul_operands(&self, index: usize) -> Option<[&'g str; 2]> {
+        let node = &self.graph.node[index];
+        (node.op_type == "Mul" && node.input.len() == 2 && node.output.len() == 1)
+            .then(|| [node.input[0].as_str(), node.input[1].as_str()])
+    }
+
+    /// The exact GELU around the `Erf` node `erf`.
+    fn gelu(&self, erf: usize) -> Option<Chain> {
+        let graph = self.graph;
+        let scaled = graph.node[erf].input.first()?;
+        let scaling = *self.producer.get(scaled.as_str())?;
+        let x = self
+            .with_number(scaling, "Div", std::f64::consts::SQRT_2, false)
+            .or_else(|| self.with_number(scaling, "Mul", std::f64::consts::FRAC_1_SQRT_2, true))?;
+        if self.only_reader(scaled)? != erf {
+            return None;
+        }
+        let plus_one = self.only_reader(graph.node[erf].output.first()?)?;
+        if self.with_number(plus_one, "Add", 1.0, true)? != graph.node[erf].output[0] {
+            return None;
+        }
+        let cumulative = graph.node[plus_one].output.first()?.as_str();
+        // Two Muls combine x, 1 + erf and 0.5: the first reads two of them, the second the
+        // first's product and the third.
+        let is_half = |name: &str| {
+            self.numbers
+                .get(name)
+                .is_some_and(|v| (v - 0.5).abs() <= 1e-6)
+        };
+        let operands = [cumulative, x];
+        let candidates = operands
+            .iter()
+            .filter_map(|name| self.readers.get(name))
+            .flatten()
+            .copied();
+        for first in candidates {
+            let Some([a, b]) = self.mul_operands(first) else {
+                continue;
+            };
+            let has = |wanted: &dyn Fn(&str) -> bool| wanted(a) || wanted(b);
+            let product = graph.node[first].output[0].as_str();
+            let Some(second) = self.only_reader(product) else {
+                continue;
+            };
+            let Some([c, d]) = self.mul_operands(second) else {
+                continue;
+            };
+            let third = match (c == product, d == product) {
+                (true, false) => d,
+                (false, true) => c,
+                _ => continue,
+            };
+            let complete = match (has(&|n| n == x), has(&|n| n == cumulative), has(&is_half)) {
+                (true, true, false) => is_half(third),
+                (false, true, true) => third == x,
+                (true, false, true) => third == cumulative,
+                _ => false,
+            };
+            let chain_reads_cumulative = self
+                .only_reader(cumulative)
+                .is_some_and(|reader| reader == first || reader == second);
+            if complete && chain_reads_cumulative {
+                return Some(Chain {
+                    input: x.to_string(),
+                    nodes: vec![scaling, erf, plus_one, first, second],
+                });
+            }
+        }
+        None
+    }
+}
+
+/// The value of a tensor that holds exactly one floating-point number.
+fn single_number(tensor: &tessera_onnx::proto::TensorProto) -> Option<f64> {
+    if tensor.dims.iter().product::<i64>() != 1 {
+        return None;
+    }
+    float_values(tensor).and_then(|values| values.first().map(|&v| f64::from(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_onnx::proto::attribute_proto::AttributeType;
+    use tessera_onnx::proto::tensor_proto::DataType;
+    use tessera_onnx::proto::{AttributeProto, TensorProto, ValueInfoProto};
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+        NodeProto {
+            name: output.to_string(),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            ..NodeProto::default()
+        }
+    }
+
+    fn constant(output: &str, value: f32) -> NodeProto {
+        NodeProto {
+            attribute: vec![AttributeProto {
+                name: "value".into(),
+                r#type: AttributeType::Tensor as i32,
+                t: Some(TensorProto {
+                    data_type: DataType::Float as i32,
+                    float_data: vec![value],
+                    ..TensorProto::default()
+                }),
+                ..AttributeProto::default()
+            }],
+            ..node("Constant", &[], output)
+        }
+    }
+
+    /// `x → GELU → y` written with `muls` after `Div(x, √2) → Erf → Add(·, 1)`.
+    fn gelu_graph(muls: Vec<NodeProto>, output: &str) -> GraphProto {
+        let mut nodes = vec![
+            constant("root2", std::f32::consts::SQRT_2),
+            constant("one", 1.0),
+            constant("half", 0.5),
+            node("Div", &["x", "root2"], "scaled"),
+            node("Erf", &["scaled"], "erf"),
+            node("Add", &["one", "erf"], "cumulative"),
+        ];
+        nodes.extend(muls);
+        GraphProto {
+            node: nodes,
+            output: vec![ValueInfoProto {
+                name: output.into(),
+                ..ValueInfoProto::default()
+            }],
+            ..GraphProto::default()
+        }
+    }
+
+    fn fused_ops(graph: &GraphProto) -> Vec<String> {
+        fuse(graph, &HashSet::new())
+            .nodes
+            .iter()
+            .filter(|n| n.op_type != "Constant")
+            .map(|n| format!("{}({})->{}", n.op_type, n.input.join(","), n.output[0]))
+            .collect()
+    }
+
+    #[test]
+    fn both_exporters_gelu_orders_become_one_node() {
+        let arrangements = [
+            // torchscript: (x · (1 + erf)) · 0.5
+            vec![
+                node("Mul", &["x", "cumulative"], "p"),
+                node("Mul", &["p", "half"], "y"),
+            ],
+            // dynamo: x · (0.5 · (1 + erf))
+            vec![
+                node("Mul", &["half", "cumulative"], "p"),
+                node("Mul", &["x", "p"], "y"),
+            ],
+            // (0.5 · x) · (1 + erf)
+            vec![
+                node("Mul", &["x", "half"], "p"),
+                node("Mul", &["cumulative", "p"], "y"),
+            ],
+        ];
+        for muls in arrangements {
+            let graph = gelu_graph(muls, "y");
+            assert_eq!(fused_ops(&graph), ["Gelu(x)->y"]);
+            let hidden = fuse(&graph, &HashSet::new()).hidden;
+            for name in ["scaled", "erf", "cumulative", "p"] {
+                assert!(hidden.contains(name), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn chains_that_are_not_exactly_gelu_stay() {
+        // A factor other than 0.5.
+        let mut graph = gelu_graph(
+            vec![
+                node("Mul", &["x", "cumulative"], "p"),
+                node("Mul", &["p", "one"], "y"),
+            ],
+            "y",
+        );
+        assert_eq!(fused_ops(&graph).len(), 5);
+        // An intermediate read elsewhere, or a graph output.
+        graph = gelu_graph(
+            vec![
+                node("Mul", &["x", "cumulative"], "p"),
+                node("Mul", &["p", "half"], "y"),
+                node("Add", &["erf", "y"], "z"),
+            ],
+            "z",
+        );
+        assert_eq!(fused_ops(&graph).len(), 6);
+        graph = gelu_graph(
+            vec![
+                node("Mul", &["x", "cumulative"], "p"),
+                node("Mul", &["p", "half"], "y"),
+            ],
+            "p",
+        );
+        assert_eq!(fused_ops(&graph).len(), 5);
+        // √2 as an initializer is a constant, unless it learns.
+        graph = gelu_graph(
+            vec![
+                node("Mul", &["x", "cumulative"], "p"),
+                node("Mul", &["p", "half"], "y"),
+            ],
+            "y",
+        );
+        graph.node.retain(|n| n.output[0] != "root2");
+        graph.initializer.push(TensorProto {
+            name: "root2".into(),
+            dims: vec![1],
+            data_type: DataType::Float as i32,
+            float_data: vec![std::f32::consts::SQRT_2],
+            ..TensorProto::default()
+        });
+        assert_eq!(fused_ops(&graph), ["Gelu(x)->y"]);
+        let learned: HashSet<String> = ["root2".to_string()].into();
+        assert_eq!(fuse(&graph, &learned).nodes.len(), graph.node.len());
+    }
+}

@@ -1,0 +1,110 @@
+//! Softmax along the last axis as one operation with a hand-written gradient. Composed of
+//! candle operations (maximum, subtraction, exponential, sum, logarithm) it takes six passes
+//! forward, each allocating, and more back; this takes one each way.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+
+use crate::functional::log_softmax;
+use crate::storage::{run_kernel, Kernel, Real};
+
+/// `exp(x) / Σ exp(x)` over the last axis, stabilised by each row's maximum.
+pub fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let width = x.dims().last().copied().unwrap_or(1);
+    if !x.device().is_cpu() || width == 0 {
+        return log_softmax(x, x.rank().saturating_sub(1))?.exp();
+    }
+    x.contiguous()?.apply_op1(Softmax { width })
+}
+
+/// The forward pass over rows of `width` values.
+#[derive(Clone, Copy)]
+struct Softmax {
+    width: usize,
+}
+
+/// The gradient `y ⊙ (grad − Σ grad ⊙ y)` from `y` and `grad`, row by row.
+#[derive(Clone, Copy)]
+struct SoftmaxGradient {
+    width: usize,
+}
+
+impl Kernel for Softmax {
+    const NAME: &'static str = "softmax";
+
+    fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
+        let &[x] = values else {
+            candle_core::bail!("softmax takes one tensor");
+        };
+        let mut y = Vec::with_capacity(x.len());
+        for row in x.chunks(self.width) {
+            let largest = row
+                .iter()
+                .copied()
+                .fold(T::neg_infinity(), num_traits::Float::max);
+            let start = y.len();
+            y.extend(row.iter().map(|&v| (v - largest).exp()));
+            let total = y[start..].iter().copied().fold(T::zero(), |a, b| a + b);
+            let inverse = T::one() / total;
+            y[start..].iter_mut().for_each(|v| *v *= inverse);
+        }
+        Ok(y)
+    }
+}
+
+impl Kernel for SoftmaxGradient {
+    const NAME: &'static str = "softmax's gradient";
+
+    fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
+        let &[y, grad] = values else {
+            candle_core::bail!("softmax's gradient takes two tensors");
+        };
+        let mut dx = Vec::with_capacity(y.len());
+        for (row, g) in y.chunks(self.width).zip(grad.chunks(self.width)) {
+            let dot = row
+                .iter()
+                .zip(g)
+                .fold(T::zero(), |sum, (&v, &d)| sum + v * d);
+            dx.extend(row.iter().zip(g).map(|(&v, &d)| v * (d - dot)));
+        }
+        Ok(dx)
+    }
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        Ok((
+            run_kernel(self, &[(storage, layout)])?,
+            layout.shape().clone(),
+        ))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let gradient = SoftmaxGradient { width: self.width };
+        Ok(Some(y.apply_op2_no_bwd(&grad.contiguous()?, &gradient)?))
+    }
+}
+
+impl CustomOp2 for SoftmaxGradient {
+    fn name(&self) -> &'static str {
+        "softmax-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        y_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dx = run_kernel(self, &[(y, y_layout), (grad, grad_layout)])?;
+        Ok((dx, y_layout.shape().clone()))
+    }
+}
