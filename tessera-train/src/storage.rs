@@ -72,3 +72,15 @@ pub fn run_kernel<K: Kernel>(
         _ => candle_core::bail!("{name} needs float32 or float64 values"),
     })
 }
+
+/// Runs `kernel` on one tensor, giving a tensor of the same shape (a `CustomOp1`'s forward).
+pub fn run_elementwise<K: Kernel>(
+    kernel: &K,
+    storage: &CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+    Ok((
+        run_kernel(kernel, &[(storage, layout)])?,
+        layout.shape().clone(),
+    ))
+}

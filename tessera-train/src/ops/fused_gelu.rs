@@ -4,7 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 
-use crate::storage::{run_kernel, Kernel, Real};
+use crate::storage::{run_elementwise, run_kernel, Kernel, Real};
 
 /// `x · Φ(x)` element by element, Φ being the standard normal distribution function.
 pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -70,10 +70,7 @@ impl CustomOp1 for Gelu {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        Ok((
-            run_kernel(self, &[(storage, layout)])?,
-            layout.shape().clone(),
-        ))
+        run_elementwise(self, storage, layout)
     }
 
     fn bwd(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {

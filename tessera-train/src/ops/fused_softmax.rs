@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use crate::functional::log_softmax;
-use crate::storage::{run_kernel, Kernel, Real};
+use crate::storage::{run_elementwise, run_kernel, Kernel, Real};
 
 /// `exp(x) / Σ exp(x)` over the last axis, stabilised by each row's maximum.
 pub fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -80,10 +80,7 @@ impl CustomOp1 for Softmax {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        Ok((
-            run_kernel(self, &[(storage, layout)])?,
-            layout.shape().clone(),
-        ))
+        run_elementwise(self, storage, layout)
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
