@@ -84,10 +84,11 @@ fn forward_matches_tract_on_every_zoo_model() {
     println!("worst difference from tract: {} ({})", worst.0, worst.1);
 }
 
-/// The transformers' spelled-out GELUs run fused; asking for a tensor inside one runs the
-/// model's own nodes, and both give the same outputs and gradients.
+/// The transformers' spelled-out GELUs and their `MatMul`s with a bias run fused; asking for a
+/// tensor inside a GELU runs the model's own nodes, and both give the same outputs and
+/// gradients.
 #[test]
-fn fused_gelu_computes_what_the_spelled_out_nodes_compute() {
+fn fused_operators_compute_what_the_spelled_out_nodes_compute() {
     for id in [
         "toy/transformer_64d_2L.rx.torchscript",
         "toy/transformer_64d_2L.rx.dynamo",

@@ -4,7 +4,9 @@
 //!
 //! Recognised: the exact GELU as `Div(x, √2)` (or `Mul(x, 1/√2)`) → `Erf` → `Add(·, 1)` and
 //! two `Mul`s by `x` and `0.5` in any order, as both PyTorch exporters write it; it becomes
-//! one opset-20 `Gelu` node.
+//! one opset-20 `Gelu` node. A `MatMul` by a weight matrix followed by the addition of a bias
+//! initializer (PyTorch's `Linear` on inputs with batch dimensions) becomes one `Gemm` node,
+//! run as one dense layer.
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,28 +29,34 @@ pub fn fuse(graph: &GraphProto, learned: &HashSet<String>) -> FusedNodes {
     let mut removed: HashSet<usize> = HashSet::new();
     let mut hidden = HashSet::new();
     for (index, node) in graph.node.iter().enumerate() {
-        if node.op_type != "Erf" || removed.contains(&index) {
+        if removed.contains(&index) {
             continue;
         }
-        if let Some(chain) = finder.gelu(index) {
-            let last = *chain.nodes.last().expect("a chain has nodes");
-            for &member in &chain.nodes {
-                removed.insert(member);
-                if member != last {
-                    hidden.extend(graph.node[member].output.iter().cloned());
-                }
+        let chain = match node.op_type.as_str() {
+            "Erf" => finder.gelu(index),
+            "MatMul" => finder.dense(index),
+            _ => None,
+        };
+        let Some(chain) = chain else {
+            continue;
+        };
+        let last = *chain.nodes.last().expect("a chain has nodes");
+        for &member in &chain.nodes {
+            removed.insert(member);
+            if member != last {
+                hidden.extend(graph.node[member].output.iter().cloned());
             }
-            replaced.insert(
-                last,
-                NodeProto {
-                    name: format!("{} (fused GELU)", graph.node[last].name),
-                    op_type: "Gelu".into(),
-                    input: vec![chain.input],
-                    output: graph.node[last].output.clone(),
-                    ..NodeProto::default()
-                },
-            );
         }
+        replaced.insert(
+            last,
+            NodeProto {
+                name: format!("{} (fused {})", graph.node[last].name, chain.what),
+                op_type: chain.op_type.into(),
+                input: chain.inputs,
+                output: graph.node[last].output.clone(),
+                ..NodeProto::default()
+            },
+        );
     }
     let nodes = graph
         .node
@@ -63,9 +71,12 @@ pub fn fuse(graph: &GraphProto, learned: &HashSet<String>) -> FusedNodes {
     FusedNodes { nodes, hidden }
 }
 
-/// A recognised chain: the tensor it reads and its nodes (indices, the result's last).
+/// A recognised chain: the operator that replaces it and the tensors that operator reads,
+/// and the chain's nodes (indices, the result's last).
 struct Chain {
-    input: String,
+    op_type: &'static str,
+    what: &'static str,
+    inputs: Vec<String>,
     nodes: Vec<usize>,
 }
 
@@ -218,12 +229,61 @@ impl<'g> ChainFinder<'g> {
                 .is_some_and(|reader| reader == first || reader == second);
             if complete && chain_reads_cumulative {
                 return Some(Chain {
-                    input: x.to_string(),
+                    op_type: "Gelu",
+                    what: "GELU",
+                    inputs: vec![x.to_string()],
                     nodes: vec![scaling, erf, plus_one, first, second],
                 });
             }
         }
         None
+    }
+}
+
+impl ChainFinder<'_> {
+    /// A `MatMul` by a weight matrix whose product alone is added to a bias of one value per
+    /// column, as PyTorch's `Linear` is exported for inputs with batch dimensions: one `Gemm`
+    /// whose `A` keeps those dimensions.
+    fn dense(&self, matmul: usize) -> Option<Chain> {
+        let node = &self.graph.node[matmul];
+        let [x, weight] = node.input.as_slice() else {
+            return None;
+        };
+        let &[_, columns] = self.initializer_dims(weight)?.as_slice() else {
+            return None;
+        };
+        let product = node.output.first()?;
+        let add = self.only_reader(product)?;
+        let adding = &self.graph.node[add];
+        let bias = match adding.input.as_slice() {
+            [a, b] if a == product && b != product => b,
+            [a, b] if b == product && a != product => a,
+            _ => return None,
+        };
+        if adding.op_type != "Add"
+            || adding.output.len() != 1
+            || self.initializer_dims(bias)? != [columns]
+        {
+            return None;
+        }
+        Some(Chain {
+            op_type: "Gemm",
+            what: "dense layer",
+            inputs: vec![x.clone(), weight.clone(), bias.clone()],
+            nodes: vec![matmul, add],
+        })
+    }
+
+    /// The dimensions of the initializer `name` is, or is an `Identity` of.
+    fn initializer_dims(&self, name: &str) -> Option<Vec<i64>> {
+        if let Some(initializer) = self.graph.initializer.iter().find(|i| i.name == name) {
+            return Some(initializer.dims.clone());
+        }
+        let producer = &self.graph.node[*self.producer.get(name)?];
+        match (producer.op_type.as_str(), producer.input.as_slice()) {
+            ("Identity", [source]) => self.initializer_dims(source),
+            _ => None,
+        }
     }
 }
 
@@ -325,6 +385,93 @@ mod tests {
                 assert!(hidden.contains(name), "{name}");
             }
         }
+    }
+
+    fn initializer(name: &str, dims: &[i64]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            float_data: vec![0.0; dims.iter().product::<i64>() as usize],
+            ..TensorProto::default()
+        }
+    }
+
+    fn graph_of(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>, output: &str) -> GraphProto {
+        GraphProto {
+            node: nodes,
+            initializer: initializers,
+            output: vec![ValueInfoProto {
+                name: output.into(),
+                ..ValueInfoProto::default()
+            }],
+            ..GraphProto::default()
+        }
+    }
+
+    #[test]
+    fn a_matmul_and_its_bias_become_one_dense_layer() {
+        let weights = || vec![initializer("w", &[4, 3]), initializer("b", &[3])];
+        // The bias on either side, directly or through an Identity.
+        for add in [
+            node("Add", &["mm", "b"], "y"),
+            node("Add", &["b", "mm"], "y"),
+        ] {
+            let graph = graph_of(vec![node("MatMul", &["x", "w"], "mm"), add], weights(), "y");
+            assert_eq!(fused_ops(&graph), ["Gemm(x,w,b)->y"]);
+            assert!(fuse(&graph, &HashSet::new()).hidden.contains("mm"));
+        }
+        let graph = graph_of(
+            vec![
+                node("Identity", &["b"], "shared"),
+                node("MatMul", &["x", "w"], "mm"),
+                node("Add", &["shared", "mm"], "y"),
+            ],
+            weights(),
+            "y",
+        );
+        assert_eq!(
+            fused_ops(&graph),
+            ["Identity(b)->shared", "Gemm(x,w,shared)->y"]
+        );
+    }
+
+    #[test]
+    fn additions_that_are_not_a_bias_stay() {
+        let unfused = |graph: &GraphProto| {
+            fused_ops(graph)
+                .iter()
+                .filter(|op| op.starts_with("Gemm"))
+                .count()
+                == 0
+        };
+        // A residual (no initializer), a bias of the wrong width, a weight that is computed.
+        for (add_input, bias_dims, weight) in [
+            ("r", vec![3], "w"),
+            ("b", vec![4], "w"),
+            ("b", vec![1, 3], "w"),
+            ("b", vec![3], "computed"),
+        ] {
+            let graph = graph_of(
+                vec![
+                    node("Relu", &["w"], "computed"),
+                    node("MatMul", &["x", weight], "mm"),
+                    node("Add", &["mm", add_input], "y"),
+                ],
+                vec![initializer("w", &[4, 3]), initializer("b", &bias_dims)],
+                "y",
+            );
+            assert!(unfused(&graph), "{add_input} {bias_dims:?} {weight}");
+        }
+        // The product read elsewhere, or a graph output.
+        let nodes = vec![
+            node("MatMul", &["x", "w"], "mm"),
+            node("Add", &["mm", "b"], "y"),
+            node("Add", &["mm", "y"], "z"),
+        ];
+        let weights = vec![initializer("w", &[4, 3]), initializer("b", &[3])];
+        assert!(unfused(&graph_of(nodes.clone(), weights.clone(), "z")));
+        assert!(unfused(&graph_of(nodes[..2].to_vec(), weights, "mm")));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use candle_core::Tensor;
 
-use super::broadcast::rows_broadcast;
 use super::im2col::{unfold, Windows};
+use super::linear::linear;
 use super::{input, optional, Node};
 use crate::node::NodeResult;
 use crate::Result;
@@ -116,11 +116,9 @@ fn matrix_conv(
     let (batch, out_channels) = (x.dim(0)?, weight.dim(0)?);
     let (out_h, out_w) = windows.out();
     let columns = unfold(x, windows)?.reshape(((), windows.depth()))?;
-    let mut y = columns.matmul(&weight.reshape((out_channels, windows.depth()))?.t()?)?;
-    if let Some(bias) = bias {
-        y = rows_broadcast(&y, &bias.reshape(out_channels)?, Tensor::broadcast_add)?;
-    }
-    y.reshape((batch, out_h * out_w, out_channels))?
+    let weight = weight.reshape((out_channels, windows.depth()))?;
+    linear(&columns, &weight, true, bias)?
+        .reshape((batch, out_h * out_w, out_channels))?
         .transpose(1, 2)?
         .reshape((batch, out_channels, out_h, out_w))
 }

@@ -841,6 +841,41 @@ fn gemm_transposes_alpha_beta() {
     assert_close(&to_f64(&y[0]), &[19.0, 30.0], 1e-12, "Gemm forward");
 }
 
+/// `Gemm` as one dense layer with its bias written in: a weight stored either way, a bias of
+/// `[N]` or `[1, N]`, and an `A` with batch dimensions (how the fused plan writes a `MatMul` by
+/// a matrix plus a bias).
+#[test]
+fn gemm_as_a_dense_layer() {
+    for transposed in [0, 1] {
+        let weight: &[usize] = if transposed == 1 { &[4, 3] } else { &[3, 4] };
+        Check::new("Gemm")
+            .int("transB", transposed)
+            .uniform(&[5, 3], -1.0, 1.0)
+            .uniform(weight, -1.0, 1.0)
+            .uniform(&[4], -1.0, 1.0)
+            .dims(&[5, 4])
+            .run();
+        Check::new("Gemm")
+            .int("transB", transposed)
+            .uniform(&[2, 3, 3], -1.0, 1.0)
+            .uniform(weight, -1.0, 1.0)
+            .uniform(&[1, 4], -1.0, 1.0)
+            .dims(&[2, 3, 4])
+            .run();
+    }
+    let y = Check::new("Gemm")
+        .values(&[1, 2, 2], vec![1.0, 2.0, 3.0, 4.0])
+        .values(&[2, 2], vec![1.0, 0.0, 0.0, 2.0])
+        .values(&[2], vec![10.0, 20.0])
+        .outputs();
+    assert_close(
+        &to_f64(&y[0]),
+        &[11.0, 24.0, 13.0, 28.0],
+        1e-12,
+        "dense layer forward",
+    );
+}
+
 // ----------------------------------------------------------------------------------------------
 // Normalisation and softmax
 // ----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 
 use super::broadcast::rows_broadcast;
+use super::linear::linear;
 use super::{input, optional, Node};
 use crate::node::NodeResult;
 use crate::Result;
@@ -14,41 +15,44 @@ pub fn matmul(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>>
         (1, _) | (_, 1) => {
             return Err(node.error("one-dimensional MatMul operands are not supported"))
         }
-        (rank, 2) if rank > 2 => {
-            // Rows of every batch element times one matrix: a single product. Broadcasting
-            // the matrix instead would make its gradient one product per batch element, summed
-            // afterwards, which costs more than the forward pass.
-            let dims = a.dims();
-            let (batch, features) = dims.split_at(rank - 1);
-            let rows = a
-                .reshape((batch.iter().product::<usize>(), features[0]))
-                .at(node)?;
-            let mut shape = batch.to_vec();
-            shape.push(b.dim(1).at(node)?);
-            rows.matmul(b).and_then(|y| y.reshape(shape)).at(node)?
-        }
+        // Rows of every batch element times one matrix: a dense layer, one product. Broadcasting
+        // the matrix instead would make its gradient one product per batch element, summed
+        // afterwards, which costs more than the forward pass.
+        (_, 2) if a.dtype().is_float() => linear(a, b, false, None).at(node)?,
         _ => a.broadcast_matmul(b).at(node)?,
     };
     Ok(vec![product])
 }
 
-/// `Gemm`: `alpha · A' · B' + beta · C`, with optional transposes and a broadcast `C`.
+/// `Gemm`: `alpha · A' · B' + beta · C`, with optional transposes and a broadcast `C`. `A` may
+/// have leading batch dimensions when it is not transposed: the fused plan writes a `MatMul`
+/// by a matrix followed by the addition of a bias that way (see `fusion`).
 pub fn gemm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    let mut a = input(node, inputs, 0)?.clone();
-    let mut b = input(node, inputs, 1)?.clone();
-    if node.int("transA").unwrap_or(0) == 1 {
-        a = a.t().at(node)?;
-    }
-    if node.int("transB").unwrap_or(0) == 1 {
-        b = b.t().at(node)?;
-    }
+    let (a, b) = (input(node, inputs, 0)?, input(node, inputs, 1)?);
+    let transposed_a = node.int("transA").unwrap_or(0) == 1;
+    let transposed_b = node.int("transB").unwrap_or(0) == 1;
     let alpha = f64::from(node.float("alpha").unwrap_or(1.0));
     let beta = f64::from(node.float("beta").unwrap_or(1.0));
-    let mut y = a.matmul(&b).at(node)?;
+    if transposed_a && a.rank() != 2 {
+        return Err(node.error(format!(
+            "Gemm's A must be a matrix, found shape {:?}",
+            a.dims()
+        )));
+    }
+    let a = if transposed_a {
+        a.t().at(node)?
+    } else {
+        a.clone()
+    };
+    let c = optional(inputs, 2);
+    let outputs = if transposed_b { b.dim(0) } else { b.dim(1) }.at(node)?;
+    // The common case, PyTorch's `Linear`: one dense layer with the bias added in.
+    let bias = c.filter(|c| beta == 1.0 && is_row(c, outputs));
+    let mut y = linear(&a, b, transposed_b, bias).at(node)?;
     if alpha != 1.0 {
         y = y.affine(alpha, 0.0).at(node)?;
     }
-    if let Some(c) = optional(inputs, 2) {
+    if let Some(c) = c.filter(|_| bias.is_none()) {
         let c = if beta == 1.0 {
             c.clone()
         } else {
@@ -57,4 +61,9 @@ pub fn gemm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
         y = rows_broadcast(&y, &c, Tensor::broadcast_add).at(node)?;
     }
     Ok(vec![y])
+}
+
+/// Whether `c` is one row of `width` values (`[width]`, `[1, width]`, ...), added to every row.
+fn is_row(c: &Tensor, width: usize) -> bool {
+    c.elem_count() == width && c.dims().last() == Some(&width)
 }

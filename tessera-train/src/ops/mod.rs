@@ -13,6 +13,7 @@ mod fused_softmax;
 mod gradcheck;
 mod im2col;
 mod linalg;
+mod linear;
 mod normalization;
 mod recurrent;
 mod reduction;
