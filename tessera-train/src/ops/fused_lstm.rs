@@ -50,6 +50,15 @@ fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
+/// `tanh` from one exponential of `-2|x|` (at most 1, so it cannot overflow): libm's `tanh`
+/// goes through `expm1` for full relative precision near zero, which made it most of an LSTM
+/// step; this is as close in absolute terms (about one float32 rounding), which is what the
+/// gates and the cell need.
+fn tanh<T: Real>(x: T) -> T {
+    let decay = (-(x.abs() + x.abs())).exp();
+    ((T::one() - decay) / (T::one() + decay)).copysign(x)
+}
+
 impl LstmDirection {
     /// Time steps in the order they are processed.
     fn order(&self, steps: usize) -> Vec<usize> {
@@ -104,9 +113,9 @@ impl LstmDirection {
                     let input = sigmoid(a[[b, unit]]);
                     let output = sigmoid(a[[b, hidden + unit]]);
                     let forget = sigmoid(a[[b, 2 * hidden + unit]]);
-                    let candidate = a[[b, 3 * hidden + unit]].tanh();
+                    let candidate = tanh(a[[b, 3 * hidden + unit]]);
                     let cell = forget * c[[b, unit]] + input * candidate;
-                    let squashed = cell.tanh();
+                    let squashed = tanh(cell);
                     let kept = [
                         output * squashed,
                         cell,

@@ -6,6 +6,7 @@ use candle_core::{Tensor, D};
 use super::broadcast::rows_broadcast;
 use super::elementwise::logistic;
 use super::fused_lstm::lstm_direction;
+use super::linear::linear;
 use super::{input, optional, Node};
 use crate::node::{int_values, NodeResult};
 use crate::Result;
@@ -84,23 +85,19 @@ fn initial(
     }
 }
 
-/// Input projections for every step at once (`[T, B, gates·H]`) and the summed biases.
+/// Input projections for every step at once (`[T, B, gates·H]`) with the input bias added in,
+/// and the recurrent bias as well when `with_recurrent_bias` (an LSTM adds both before its
+/// gates); also the recurrent weights and the recurrent bias left to add, if any.
 fn project(
     node: &Node<'_>,
     inputs: &[Option<Tensor>],
     x: &Tensor,
     direction: usize,
-    gates: usize,
-    hidden: usize,
-) -> Result<(Tensor, Tensor, Option<Tensor>, Option<Tensor>)> {
+    (gates, hidden): (usize, usize),
+    with_recurrent_bias: bool,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     let w = input(node, inputs, 1)?.get(direction).at(node)?;
     let r = input(node, inputs, 2)?.get(direction).at(node)?;
-    let (steps, batch, features) = x.dims3().at(node)?;
-    let projected = x
-        .reshape((steps * batch, features))
-        .and_then(|flat| flat.matmul(&w.t()?))
-        .and_then(|p| p.reshape((steps, batch, gates * hidden)))
-        .at(node)?;
     let (input_bias, recurrent_bias) = match optional(inputs, 3) {
         Some(bias) => {
             let bias = bias.get(direction).at(node)?;
@@ -111,7 +108,14 @@ fn project(
         }
         None => (None, None),
     };
-    Ok((projected, r, input_bias, recurrent_bias))
+    let (bias, left) = match (input_bias, recurrent_bias) {
+        (Some(input), Some(recurrent)) if with_recurrent_bias => {
+            (Some((input + recurrent).at(node)?), None)
+        }
+        (input, recurrent) => (input, recurrent),
+    };
+    let projected = linear(x, &w, true, bias.as_ref()).at(node)?;
+    Ok((projected, r, left))
 }
 
 fn gate(all: &Tensor, index: usize, hidden: usize) -> candle_core::Result<Tensor> {
@@ -167,13 +171,7 @@ pub fn lstm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let hidden = settings.hidden;
     let (mut sequences, mut final_h, mut final_c) = (Vec::new(), Vec::new(), Vec::new());
     for direction in 0..settings.directions {
-        let (projected, r, input_bias, recurrent_bias) =
-            project(node, inputs, &x, direction, 4, hidden)?;
-        let gate_inputs = add_optional(
-            add_optional(projected, &input_bias).at(node)?,
-            &recurrent_bias,
-        )
-        .at(node)?;
+        let (gate_inputs, r, _) = project(node, inputs, &x, direction, (4, hidden), true)?;
         let h = initial(node, inputs, 5, direction, batch, &settings, &x)?;
         let c = initial(node, inputs, 6, direction, batch, &settings, &x)?;
         let reverse = reversed(node, direction);
@@ -197,8 +195,8 @@ pub fn gru(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let linear_before_reset = node.int("linear_before_reset").unwrap_or(0) == 1;
     let (mut sequences, mut final_h) = (Vec::new(), Vec::new());
     for direction in 0..settings.directions {
-        let (projected, r, input_bias, recurrent_bias) =
-            project(node, inputs, &x, direction, 3, hidden)?;
+        let (projected, r, recurrent_bias) =
+            project(node, inputs, &x, direction, (3, hidden), false)?;
         let mut h = initial(node, inputs, 5, direction, batch, &settings, &x)?;
         let mut states = vec![None; steps];
         let order: Vec<usize> = if reversed(node, direction) {
@@ -221,7 +219,7 @@ pub fn gru(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
         );
         for t in order {
             let step = (|| {
-                let projected_t = add_optional(projected.get(t)?, &input_bias)?;
+                let projected_t = projected.get(t)?;
                 let z = logistic(&add_optional(
                     gate(&projected_t, 0, hidden)?.add(&h.matmul(&rz)?)?,
                     &bz,
