@@ -97,11 +97,13 @@ struct Averaging {
 /// The optimiser's state for one variable, as plain vectors (empty until its first gradient):
 /// Adam's first and second moments, or SGD's velocity in `first`; with averaging, the running
 /// average of the variable's values after each averaged step, and how many steps it holds.
+/// Kept and updated in float32, as PyTorch keeps it for float32 weights: the update reads and
+/// writes every value of the state once a step, and in float64 it moved twice the memory.
 #[derive(Default)]
 struct Moments {
-    first: Vec<f64>,
-    second: Vec<f64>,
-    average: Vec<f64>,
+    first: Vec<f32>,
+    second: Vec<f32>,
+    average: Vec<f32>,
     averaged_steps: i32,
 }
 
@@ -149,9 +151,9 @@ impl Optimizer {
             if moments.averaged_steps == 0 {
                 continue;
             }
-            let correction = 1.0 / (1.0 - decay.powi(moments.averaged_steps));
+            let correction = (1.0 / (1.0 - decay.powi(moments.averaged_steps))) as f32;
             let tensor = variable.as_tensor();
-            let values: Vec<f64> = moments.average.iter().map(|v| v * correction).collect();
+            let values: Vec<f32> = moments.average.iter().map(|v| v * correction).collect();
             let averaged = Tensor::from_vec(values, tensor.shape(), tensor.device())
                 .and_then(|average| average.to_dtype(tensor.dtype()))
                 .map_err(Error::compute(OPTIMISER_STEP))?;
@@ -341,45 +343,49 @@ impl Update<'_> {
                 weight_decay,
             } => {
                 second.resize(values.len(), 0.0);
-                let first_correction = 1.0 / (1.0 - beta1.powi(self.step));
-                let second_correction = 1.0 / (1.0 - beta2.powi(self.step));
-                let decay = 1.0 - rate * weight_decay;
+                let first_correction = (1.0 / (1.0 - beta1.powi(self.step))) as f32;
+                let second_correction = (1.0 / (1.0 - beta2.powi(self.step))) as f32;
+                let decay = (1.0 - rate * weight_decay) as f32;
+                let (beta1, beta2, epsilon) = (beta1 as f32, beta2 as f32, epsilon as f32);
+                let (rate, gradient_scale) = (rate as f32, self.gradient_scale as f32);
                 for (((value, grad), m), v) in values
                     .iter_mut()
                     .zip(gradient)
                     .zip(first.iter_mut())
                     .zip(second.iter_mut())
                 {
-                    let grad = grad.to_f64() * self.gradient_scale;
+                    let grad = grad.to_f64() as f32 * gradient_scale;
                     *m = beta1 * *m + (1.0 - beta1) * grad;
                     *v = beta2 * *v + (1.0 - beta2) * grad * grad;
                     let step =
                         (*m * first_correction) / ((*v * second_correction).sqrt() + epsilon);
-                    *value = T::from_f64(value.to_f64() * decay - rate * step);
+                    *value = T::from_f64(f64::from(value.to_f64() as f32 * decay - rate * step));
                 }
             }
             OptimizerKind::Sgd {
                 momentum,
                 weight_decay,
             } => {
+                let (momentum, weight_decay) = (momentum as f32, weight_decay as f32);
+                let (rate, gradient_scale) = (rate as f32, self.gradient_scale as f32);
                 for ((value, grad), velocity) in
                     values.iter_mut().zip(gradient).zip(first.iter_mut())
                 {
-                    let weight = value.to_f64();
-                    let grad = grad.to_f64() * self.gradient_scale + weight_decay * weight;
+                    let weight = value.to_f64() as f32;
+                    let grad = grad.to_f64() as f32 * gradient_scale + weight_decay * weight;
                     *velocity = if momentum != 0.0 && self.step > 1 {
                         momentum * *velocity + grad
                     } else {
                         grad
                     };
-                    *value = T::from_f64(weight - rate * *velocity);
+                    *value = T::from_f64(f64::from(weight - rate * *velocity));
                 }
             }
         }
         if let Some(decay) = self.averaging {
             average.resize(values.len(), 0.0);
             for (mean, value) in average.iter_mut().zip(values.iter()) {
-                *mean = decay * *mean + (1.0 - decay) * value.to_f64();
+                *mean = decay as f32 * *mean + (1.0 - decay) as f32 * value.to_f64() as f32;
             }
             *averaged_steps += 1;
         }
