@@ -104,6 +104,7 @@ impl CustomOp3 for GeluGradient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::largest_difference;
     use candle_core::{Device, Var};
 
     /// Values and gradients equal candle's composed `gelu_erf`.
@@ -113,17 +114,7 @@ mod tests {
         let x = Var::from_vec(values, (4, 10), &Device::Cpu).unwrap();
         let fused = gelu_erf(x.as_tensor()).unwrap();
         let composed = x.as_tensor().gelu_erf().unwrap();
-        let largest = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(largest(&fused, &composed) < 1e-6);
+        assert!(largest_difference(&fused, &composed) < 1e-6);
         let weights = Tensor::arange(0f32, 40.0, &Device::Cpu)
             .unwrap()
             .reshape((4, 10))
@@ -137,6 +128,6 @@ mod tests {
                 .unwrap();
             grads.get(x.as_tensor()).unwrap().clone()
         };
-        assert!(largest(&gradient(&fused), &gradient(&composed)) < 1e-4);
+        assert!(largest_difference(&gradient(&fused), &gradient(&composed)) < 1e-4);
     }
 }

@@ -172,6 +172,7 @@ impl CustomOp3 for LayerNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::largest_difference;
     use candle_core::Device;
 
     /// The composed form other devices use computes what the CPU kernel computes.
@@ -183,14 +184,7 @@ mod tests {
         let bias = Tensor::new(&[0.0f32, 0.1, 0.2, -0.3], &Device::Cpu).unwrap();
         let kernel = layer_norm(&x, &scale, &bias, 4, 1e-5).unwrap();
         let composed = composed_layer_norm(&x, &scale, &bias, 4, 1e-5).unwrap();
-        let difference = (kernel - composed)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let difference = largest_difference(&kernel, &composed);
         assert!(difference < 1e-5, "{difference}");
     }
 }

@@ -874,6 +874,22 @@ fn gemm_as_a_dense_layer() {
         1e-12,
         "dense layer forward",
     );
+    // alpha scales the product, not the bias.
+    Check::new("Gemm")
+        .float("alpha", 2.0)
+        .int("transB", 1)
+        .uniform(&[3, 2], -1.0, 1.0)
+        .uniform(&[4, 2], -1.0, 1.0)
+        .uniform(&[4], -1.0, 1.0)
+        .dims(&[3, 4])
+        .run();
+    let y = Check::new("Gemm")
+        .float("alpha", 2.0)
+        .values(&[1, 2], vec![1.0, 2.0])
+        .values(&[2, 1], vec![3.0, 4.0])
+        .values(&[1], vec![10.0])
+        .outputs();
+    assert_close(&to_f64(&y[0]), &[32.0], 1e-12, "Gemm alpha with a bias");
 }
 
 // ----------------------------------------------------------------------------------------------

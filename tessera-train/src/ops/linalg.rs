@@ -46,8 +46,9 @@ pub fn gemm(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     };
     let c = optional(inputs, 2);
     let outputs = if transposed_b { b.dim(0) } else { b.dim(1) }.at(node)?;
-    // The common case, PyTorch's `Linear`: one dense layer with the bias added in.
-    let bias = c.filter(|c| beta == 1.0 && is_row(c, outputs));
+    // The common case, PyTorch's `Linear`: one dense layer with the bias added in (alpha
+    // scales the product alone, so only where it is 1).
+    let bias = c.filter(|c| alpha == 1.0 && beta == 1.0 && is_row(c, outputs));
     let mut y = linear(&a, b, transposed_b, bias).at(node)?;
     if alpha != 1.0 {
         y = y.affine(alpha, 0.0).at(node)?;

@@ -40,6 +40,7 @@ pub fn linear(
     let op = Linear { k, n, transposed };
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
+        Some(bias) if bias.rank() == 1 => x.apply_op3(&weight, &bias.contiguous()?, op),
         Some(bias) => x.apply_op3(&weight, &bias.flatten_all()?.contiguous()?, op),
         None => x.apply_op2(&weight, op),
     }
@@ -286,5 +287,35 @@ impl CustomOp3 for Linear {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         self.gradients(x, weight, Some(bias), grad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::largest_difference;
+    use candle_core::Device;
+
+    /// The composed form other devices use computes what the CPU kernel computes, with the
+    /// weight stored either way, with and without a bias.
+    #[test]
+    fn composed_form_matches_the_kernel() {
+        let values = |count: usize, step: usize| -> Vec<f32> {
+            (0..count)
+                .map(|i| ((i * step) % 13) as f32 * 0.2 - 1.2)
+                .collect()
+        };
+        let x = Tensor::from_vec(values(24, 7), (2, 3, 4), &Device::Cpu).unwrap();
+        let bias = Tensor::from_vec(values(5, 3), 5, &Device::Cpu).unwrap();
+        for (transposed, dims) in [(false, (4, 5)), (true, (5, 4))] {
+            let weight = Tensor::from_vec(values(20, 5), dims, &Device::Cpu).unwrap();
+            for bias in [None, Some(&bias)] {
+                let kernel = linear(&x, &weight, transposed, bias).unwrap();
+                let composed = composed_linear(&x, &weight, transposed, bias).unwrap();
+                assert_eq!(kernel.dims(), [2, 3, 5]);
+                let difference = largest_difference(&kernel, &composed);
+                assert!(difference < 1e-5, "{difference}");
+            }
+        }
     }
 }

@@ -103,3 +103,13 @@ fn input<'t>(node: &Node<'_>, inputs: &'t [Option<Tensor>], index: usize) -> Res
 fn optional(inputs: &[Option<Tensor>], index: usize) -> Option<&Tensor> {
     inputs.get(index).and_then(Option::as_ref)
 }
+
+/// The largest absolute difference between two float32 tensors of one shape, for tests.
+#[cfg(test)]
+fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .unwrap()
+}
