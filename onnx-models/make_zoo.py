@@ -18,10 +18,17 @@ CPU thread. The script
 5. writes manifest.json (machine-readable index) and README.md (provenance, tables, op types).
 
 Outputs (toy/, digits/, manifest.json, README.md) are regenerated from scratch on every run.
+
+Other draws of the same zoo, for checking that a result does not hang on one set of weights,
+go to another folder (the committed zoo is the run with no options):
+
+    python3 onnx-models/make_zoo.py --out /tmp/zoo-7 --tasks toy --transmitter-seed 7 \
+        --receiver-seed 1007
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import hashlib
 import json
@@ -55,6 +62,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from zoo_models import TOY_SEQ_LEN, TOY_VOCAB, build_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE  # where this run writes; --out
 SCHEMA_VERSION = 1
 TOLERANCE = 1e-4
 
@@ -366,17 +374,47 @@ def digits_dataset():
 # --------------------------------------------------------------------------------------------
 
 def rel(p: Path) -> str:
-    return p.relative_to(HERE).as_posix()
+    return p.relative_to(OUT).as_posix()
 
 
-def main() -> None:
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE,
+                        help="folder to write the zoo to (default: this script's folder)")
+    parser.add_argument("--tasks", default="toy,digits",
+                        help="tasks to build, comma-separated (default: toy,digits)")
+    parser.add_argument("--transmitter-seed", type=int, default=TX_INIT_SEED,
+                        help="seed of each transmitter's initial weights and of its training "
+                             f"shuffles (default: {TX_INIT_SEED})")
+    parser.add_argument("--receiver-seed", type=int, default=RX_INIT_SEED,
+                        help=f"seed of each receiver's initial weights (default: {RX_INIT_SEED})")
+    args = parser.parse_args(argv)
+    tasks = args.tasks.split(",")
+    unknown = [t for t in tasks if t not in ("toy", "digits")]
+    if unknown or not tasks:
+        parser.error(f"unknown task(s) {unknown}: choose from toy, digits")
+    if args.out.resolve() != HERE and args.out.exists() and any(args.out.iterdir()) \
+            and not (args.out / "manifest.json").exists():
+        parser.error(f"{args.out} is not empty and holds no zoo: choose an empty or new folder")
+    args.tasks = tasks
+    return args
+
+
+def main(argv: list[str]) -> None:
+    global OUT, TX_INIT_SEED, RX_INIT_SEED, SHUFFLE_SEED
+    args = parse_args(argv)
+    OUT = args.out.resolve()
+    TX_INIT_SEED = SHUFFLE_SEED = args.transmitter_seed
+    RX_INIT_SEED = args.receiver_seed
     t_start = time.time()
     torch.manual_seed(GLOBAL_SEED)
     np.random.seed(GLOBAL_SEED)
+    OUT.mkdir(parents=True, exist_ok=True)
     for sub in ("toy", "digits"):
-        if (HERE / sub).exists():
-            shutil.rmtree(HERE / sub)
-        (HERE / sub).mkdir()
+        if (OUT / sub).exists():
+            shutil.rmtree(OUT / sub)
+        if sub in args.tasks:
+            (OUT / sub).mkdir()
 
     versions = dict(python=platform.python_version(), torch=torch.__version__, onnx=onnx.__version__,
                     onnxscript=onnxscript.__version__, onnx_ir=onnx_ir.__version__,
@@ -388,7 +426,7 @@ def main() -> None:
     usage = {"torchscript": {}, "dynamo": {}}
     summary_models = []
 
-    for task in ("toy", "digits"):
+    for task in args.tasks:
         if task == "toy":
             xt, yt, xv, yv = toy_dataset()
             configs, tcfg = TOY_CONFIGS, TOY_TRAINING
@@ -397,7 +435,7 @@ def main() -> None:
             xt, yt, xv, yv = digits_dataset()
             configs, tcfg = DIGITS_CONFIGS, DIGITS_TRAINING
             input_name, classes, seq_len = "features", 10, 8
-        tdir = HERE / task
+        tdir = OUT / task
         files = {}
         for name, arr in (("train_inputs", xt), ("train_labels", yt),
                           ("val_inputs", xv), ("val_labels", yv)):
@@ -529,7 +567,7 @@ def main() -> None:
     expected |= {e["val_logits"] for e in entries}
     expected |= {v for t in tasks_meta.values() for k, v in t["datasets"].items()
                  if isinstance(v, str)}
-    stray = [rel(p) for sub in ("toy", "digits") for p in (HERE / sub).rglob("*")
+    stray = [rel(p) for sub in args.tasks for p in (OUT / sub).rglob("*")
              if p.is_file() and rel(p) not in expected]
     if stray:
         raise SystemExit(f"FAIL: unexpected files written: {stray}")
@@ -539,7 +577,8 @@ def main() -> None:
         description="Tessera ONNX model zoo. One entry in `models` per exported .onnx file; all "
                     "paths are relative to the folder holding this manifest. Schema: README.md, "
                     "section 'manifest.json'.",
-        generator=dict(script="make_zoo.py", command="python3 onnx-models/make_zoo.py",
+        generator=dict(script="make_zoo.py",
+                       command=" ".join(["python3 onnx-models/make_zoo.py", *argv]),
                        versions=versions, torch_threads=1, deterministic_algorithms=True),
         seeds=dict(global_seed=GLOBAL_SEED, transmitter_init_seed=TX_INIT_SEED,
                    receiver_init_seed=RX_INIT_SEED, shuffle_seed=SHUFFLE_SEED,
@@ -555,11 +594,14 @@ def main() -> None:
         tasks=tasks_meta,
         models=entries,
     )
-    with open(HERE / "manifest.json", "w") as f:
+    with open(OUT / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
 
-    write_readme(manifest, summary_models, usage)
+    if OUT == HERE:
+        write_readme(manifest, summary_models, usage)
+    else:  # the README describes the committed zoo; another draw is described by its manifest
+        print(f"wrote {OUT / 'manifest.json'} (no README outside {HERE})")
     print(f"done: {len(entries)} ONNX files in {time.time() - t_start:.1f}s")
 
 
@@ -605,6 +647,13 @@ def write_readme(manifest: dict, models: list, usage: dict) -> None:
       f"{TOLERANCE:g} (validation set, and batch sizes 1 and 3 to prove the batch axis is dynamic). "
       "It takes about 1–2 minutes on one CPU core (PyTorch and ONNX Runtime are limited to one "
       "thread).")
+    w("")
+    w("Other draws of the same zoo, to check that a result does not hang on one set of weights, "
+      "go to another folder: `python3 onnx-models/make_zoo.py --out DIR --tasks toy "
+      "--transmitter-seed 7 --receiver-seed 1007` builds the toy models with transmitters "
+      "initialised and shuffled from seed 7 and receivers from seed 1007 (same data and recipe), "
+      "and writes only `DIR/toy/` and `DIR/manifest.json`; `tessera bench cross-arch --zoo DIR` "
+      "runs on it.")
     w("")
     w("Versions used: " + ", ".join(f"{k.replace('_', '-')} {val}" for k, val in v.items()) + ".")
     w("")
@@ -892,8 +941,8 @@ def write_readme(manifest: dict, models: list, usage: dict) -> None:
     w(f"{len(manifest['models'])} ONNX files, {fmt_bytes(total)} of models in all (with external "
       "data).")
     w("")
-    (HERE / "README.md").write_text("\n".join(L))
+    (OUT / "README.md").write_text("\n".join(L))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -5,21 +5,38 @@ use candle_core::{CpuStorage, Layout, Tensor, WithDType};
 use ndarray::LinalgScalar;
 use num_traits::Float;
 
+use crate::ops::elementary;
+
 /// The element types hand-written kernels run in: float32 and float64.
 pub trait Real: Float + LinalgScalar + WithDType {
-    /// The error function, in this type's precision.
+    /// The error function. In float32 within 2·10⁻⁷, in a form loops vectorise; in float64
+    /// libm's, so that gradient checks see the exact function.
     fn erf(self) -> Self;
+
+    /// `e^x` for `x ≤ 88`. In float32 within about two roundings, in a form loops vectorise;
+    /// in float64 libm's.
+    fn exponential(self) -> Self;
 }
 
 impl Real for f32 {
+    #[inline]
     fn erf(self) -> Self {
-        libm::erff(self)
+        elementary::erf(self)
+    }
+
+    #[inline]
+    fn exponential(self) -> Self {
+        elementary::exp(self)
     }
 }
 
 impl Real for f64 {
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+
+    fn exponential(self) -> Self {
+        self.exp()
     }
 }
 

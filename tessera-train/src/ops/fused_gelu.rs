@@ -54,7 +54,7 @@ impl Kernel for GeluGradient {
             .map(|((&v, &out), &g)| {
                 // Φ(x) = y / x, read back from the output instead of a second erf.
                 let cumulative = if v == T::zero() { half } else { out / v };
-                g * (cumulative + v * density * (-half * v * v).exp())
+                g * (cumulative + v * density * (-half * v * v).exponential())
             })
             .collect())
     }

@@ -5,6 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use crate::functional::log_softmax;
+use crate::ops::elementary::sum;
 use crate::storage::{run_elementwise, run_kernel, Kernel, Real};
 
 /// `exp(x) / Σ exp(x)` over the last axis, stabilised by each row's maximum.
@@ -42,8 +43,9 @@ impl Kernel for Softmax {
                 .copied()
                 .fold(T::neg_infinity(), num_traits::Float::max);
             let start = y.len();
-            y.extend(row.iter().map(|&v| (v - largest).exp()));
-            let total = y[start..].iter().copied().fold(T::zero(), |a, b| a + b);
+            y.extend(row.iter().map(|&v| (v - largest).exponential()));
+            let exponentials = &y[start..];
+            let total = sum(exponentials.len(), |i| exponentials[i]);
             let inverse = T::one() / total;
             y[start..].iter_mut().for_each(|v| *v *= inverse);
         }
@@ -60,10 +62,7 @@ impl Kernel for SoftmaxGradient {
         };
         let mut dx = Vec::with_capacity(y.len());
         for (row, g) in y.chunks(self.width).zip(grad.chunks(self.width)) {
-            let dot = row
-                .iter()
-                .zip(g)
-                .fold(T::zero(), |sum, (&v, &d)| sum + v * d);
+            let dot = sum(row.len(), |i| row[i] * g[i]);
             dx.extend(row.iter().zip(g).map(|(&v, &d)| v * (d - dot)));
         }
         Ok(dx)

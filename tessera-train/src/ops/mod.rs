@@ -4,6 +4,7 @@
 
 mod broadcast;
 mod convolution;
+pub(crate) mod elementary;
 mod elementwise;
 mod fused_gelu;
 mod fused_layer_norm;
