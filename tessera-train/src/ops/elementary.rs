@@ -84,7 +84,7 @@ pub fn sum<T: Real>(len: usize, term: impl Fn(usize) -> T) -> T {
     let whole = len - len % LANES;
     for start in (0..whole).step_by(LANES) {
         for (lane, total) in lanes.iter_mut().enumerate() {
-            *total = *total + term(start + lane);
+            *total += term(start + lane);
         }
     }
     let rest = (whole..len).fold(T::zero(), |total, i| total + term(i));

@@ -95,8 +95,8 @@ impl LayerNorm {
                 let n = (row[i] - mean) * inverse;
                 normalised[i] = n;
                 scaled[i] = dy[i] * scale[i];
-                dscale[i] = dscale[i] + dy[i] * n;
-                dbias[i] = dbias[i] + dy[i];
+                dscale[i] += dy[i] * n;
+                dbias[i] += dy[i];
             }
             let mean_scaled = sum(width, |i| scaled[i]) / count;
             let mean_dot = sum(width, |i| scaled[i] * normalised[i]) / count;
