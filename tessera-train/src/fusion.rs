@@ -6,12 +6,28 @@
 //! two `Mul`s by `x` and `0.5` in any order, as both PyTorch exporters write it; it becomes
 //! one opset-20 `Gelu` node. A `MatMul` by a weight matrix followed by the addition of a bias
 //! initializer (PyTorch's `Linear` on inputs with batch dimensions) becomes one `Gemm` node,
-//! run as one dense layer.
+//! run as one dense layer. Two or more view operators in a row on learned data (attention's
+//! head split and merge) become one `Views` node of a domain of Tessera's own, holding the
+//! chain's nodes as a graph attribute: the backward pass then has one node for the chain.
 
 use std::collections::{HashMap, HashSet};
 
 use tessera_onnx::float_values;
-use tessera_onnx::proto::{GraphProto, NodeProto};
+use tessera_onnx::proto::attribute_proto::AttributeType;
+use tessera_onnx::proto::{AttributeProto, GraphProto, NodeProto};
+
+use crate::ops::fused_views::{CHAIN_ATTRIBUTE, FUSED_DOMAIN, VIEWS};
+
+/// Operators that only rearrange their data's elements (`Gather` when it picks one position),
+/// which a chain of runs as one node.
+const VIEW_OPS: &[&str] = &[
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Gather",
+];
 
 /// The execution plan and the tensors it no longer computes (the chains' intermediates).
 pub struct FusedNodes {
@@ -35,6 +51,7 @@ pub fn fuse(graph: &GraphProto, learned: &HashSet<String>) -> FusedNodes {
         let chain = match node.op_type.as_str() {
             "Erf" => finder.gelu(index),
             "MatMul" => finder.dense(index),
+            op if VIEW_OPS.contains(&op) => finder.views(index),
             _ => None,
         };
         let Some(chain) = chain else {
@@ -52,6 +69,8 @@ pub fn fuse(graph: &GraphProto, learned: &HashSet<String>) -> FusedNodes {
             NodeProto {
                 name: format!("{} (fused {})", graph.node[last].name, chain.what),
                 op_type: chain.op_type.into(),
+                domain: chain.domain.into(),
+                attribute: chain.attributes,
                 input: chain.inputs,
                 output: graph.node[last].output.clone(),
                 ..NodeProto::default()
@@ -78,11 +97,16 @@ struct Chain {
     what: &'static str,
     inputs: Vec<String>,
     nodes: Vec<usize>,
+    /// The replacing operator's domain and attributes (the default domain, none, for ONNX
+    /// operators).
+    domain: &'static str,
+    attributes: Vec<AttributeProto>,
 }
 
 /// Who produces and who reads each tensor, and which tensors are constant numbers.
 struct ChainFinder<'g> {
     graph: &'g GraphProto,
+    learned: &'g HashSet<String>,
     producer: HashMap<&'g str, usize>,
     readers: HashMap<&'g str, Vec<usize>>,
     outputs: HashSet<&'g str>,
@@ -90,7 +114,7 @@ struct ChainFinder<'g> {
 }
 
 impl<'g> ChainFinder<'g> {
-    fn new(graph: &'g GraphProto, learned: &HashSet<String>) -> Self {
+    fn new(graph: &'g GraphProto, learned: &'g HashSet<String>) -> Self {
         let mut producer = HashMap::new();
         let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut numbers = HashMap::new();
@@ -122,6 +146,7 @@ impl<'g> ChainFinder<'g> {
         let outputs = graph.output.iter().map(|o| o.name.as_str()).collect();
         Self {
             graph,
+            learned,
             producer,
             readers,
             outputs,
@@ -233,6 +258,8 @@ impl<'g> ChainFinder<'g> {
                     what: "GELU",
                     inputs: vec![x.to_string()],
                     nodes: vec![scaling, erf, plus_one, first, second],
+                    domain: "",
+                    attributes: Vec::new(),
                 });
             }
         }
@@ -271,6 +298,64 @@ impl ChainFinder<'_> {
             what: "dense layer",
             inputs: vec![x.clone(), weight.clone(), bias.clone()],
             nodes: vec![matmul, add],
+            domain: "",
+            attributes: Vec::new(),
+        })
+    }
+
+    /// Two or more view operators in a row from `first` on, each the only reader of the one
+    /// before, on data that learns (what does not learn has no backward pass to save).
+    fn views(&self, first: usize) -> Option<Chain> {
+        let graph = self.graph;
+        let data = graph.node[first].input.first()?;
+        if !self.learned.contains(data) {
+            return None;
+        }
+        let mut nodes = vec![first];
+        loop {
+            let last = &graph.node[*nodes.last()?];
+            let [output] = last.output.as_slice() else {
+                return None;
+            };
+            let Some(next) = self.only_reader(output) else {
+                break;
+            };
+            let reader = &graph.node[next];
+            if !VIEW_OPS.contains(&reader.op_type.as_str())
+                || reader.input.first() != Some(output)
+                || reader.input[1..].contains(output)
+            {
+                break;
+            }
+            nodes.push(next);
+        }
+        if nodes.len() < 2 || nodes.iter().any(|&i| graph.node[i].output.len() != 1) {
+            return None;
+        }
+        let mut inputs = vec![data.clone()];
+        for &index in &nodes {
+            for input in &graph.node[index].input[1..] {
+                if !input.is_empty() && !inputs.contains(input) {
+                    inputs.push(input.clone());
+                }
+            }
+        }
+        let chain = GraphProto {
+            node: nodes.iter().map(|&i| graph.node[i].clone()).collect(),
+            ..GraphProto::default()
+        };
+        Some(Chain {
+            op_type: VIEWS,
+            what: "views",
+            inputs,
+            nodes,
+            domain: FUSED_DOMAIN,
+            attributes: vec![AttributeProto {
+                name: CHAIN_ATTRIBUTE.into(),
+                r#type: AttributeType::Graph as i32,
+                g: Some(chain),
+                ..AttributeProto::default()
+            }],
         })
     }
 
@@ -522,5 +607,77 @@ mod tests {
         assert_eq!(fused_ops(&graph), ["Gelu(x)->y"]);
         let learned: HashSet<String> = ["root2".to_string()].into();
         assert_eq!(fuse(&graph, &learned).nodes.len(), graph.node.len());
+    }
+
+    /// The plan's nodes as `op(inputs)->output` with `learned` tensors learning.
+    fn planned(graph: &GraphProto, learned: &[&str]) -> Vec<String> {
+        let learned: HashSet<String> = learned.iter().map(|name| name.to_string()).collect();
+        fuse(graph, &learned)
+            .nodes
+            .iter()
+            .map(|n| format!("{}({})->{}", n.op_type, n.input.join(","), n.output[0]))
+            .collect()
+    }
+
+    #[test]
+    fn views_in_a_row_on_learned_data_become_one_node() {
+        let nodes = vec![
+            node("Reshape", &["x", "shape"], "r"),
+            node("Transpose", &["r"], "t"),
+            node("Gather", &["t", "index"], "g"),
+            node("Unsqueeze", &["g", "axes"], "u"),
+            node("Relu", &["u"], "y"),
+        ];
+        let graph = graph_of(nodes, vec![], "y");
+        assert_eq!(
+            planned(&graph, &["x", "r", "t", "g", "u", "y"]),
+            ["Views(x,shape,index,axes)->u", "Relu(u)->y"]
+        );
+        let fused = fuse(&graph, &["x".to_string()].into());
+        let chain = fused.nodes[0].attribute[0].g.as_ref().unwrap();
+        let ops: Vec<&str> = chain.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Reshape", "Transpose", "Gather", "Unsqueeze"]);
+        assert_eq!(fused.nodes[0].domain, FUSED_DOMAIN);
+        assert!(["r", "t", "g"]
+            .iter()
+            .all(|name| fused.hidden.contains(*name)));
+        // Data that does not learn has no backward pass to save.
+        assert_eq!(planned(&graph, &[]).len(), graph.node.len());
+    }
+
+    #[test]
+    fn a_view_read_twice_or_read_as_a_shape_ends_the_chain() {
+        // `t` is read by two views: the chain before it ends there, and each reader starts
+        // its own chain of one (no chain).
+        let graph = graph_of(
+            vec![
+                node("Reshape", &["x", "shape"], "r"),
+                node("Transpose", &["r"], "t"),
+                node("Squeeze", &["t"], "a"),
+                node("Flatten", &["t"], "b"),
+                node("Add", &["a", "b"], "y"),
+            ],
+            vec![],
+            "y",
+        );
+        assert_eq!(
+            planned(&graph, &["x"]),
+            [
+                "Views(x,shape)->t",
+                "Squeeze(t)->a",
+                "Flatten(t)->b",
+                "Add(a,b)->y"
+            ]
+        );
+        // A view that reads the chain's tensor as its shape is not part of it.
+        let graph = graph_of(
+            vec![
+                node("Reshape", &["x", "shape"], "r"),
+                node("Reshape", &["other", "r"], "y"),
+            ],
+            vec![],
+            "y",
+        );
+        assert_eq!(planned(&graph, &["x"]).len(), 2);
     }
 }

@@ -10,6 +10,7 @@ mod fused_gelu;
 mod fused_layer_norm;
 mod fused_lstm;
 mod fused_softmax;
+pub(crate) mod fused_views;
 #[cfg(test)]
 mod gradcheck;
 mod im2col;
@@ -78,6 +79,9 @@ const REGISTRY: &[(&str, OpFn)] = &[
 
 /// The operator named `op_type` in `domain`, if supported.
 pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
+    if domain == fused_views::FUSED_DOMAIN {
+        return (op_type == fused_views::VIEWS).then_some(fused_views::views as OpFn);
+    }
     if !(domain.is_empty() || domain == "ai.onnx") {
         return None;
     }
