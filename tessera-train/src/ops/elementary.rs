@@ -75,19 +75,30 @@ pub fn erf(x: f32) -> f32 {
     (if magnitude < 1.0 { near_zero } else { tail }).copysign(x)
 }
 
-/// `term(0) + … + term(len - 1)`, added in eight running sums so that the additions
-/// vectorise (one running sum is a chain the processor cannot overlap).
+/// `term(v)` summed over `values`, in eight running sums so that the additions vectorise (one
+/// running sum is a chain the processor cannot overlap).
 #[inline]
-pub fn sum<T: Real>(len: usize, term: impl Fn(usize) -> T) -> T {
+pub fn sum_by<T: Real>(values: &[T], term: impl Fn(T) -> T) -> T {
+    sum_by_pairs(values, values, |v, _| term(v))
+}
+
+/// `term(a, b)` summed over the pairs of `a` and `b` (of one length), as [`sum_by`] sums.
+#[inline]
+pub fn sum_by_pairs<T: Real>(a: &[T], b: &[T], term: impl Fn(T, T) -> T) -> T {
     const LANES: usize = 8;
+    debug_assert_eq!(a.len(), b.len());
     let mut lanes = [T::zero(); LANES];
-    let whole = len - len % LANES;
-    for start in (0..whole).step_by(LANES) {
-        for (lane, total) in lanes.iter_mut().enumerate() {
-            *total += term(start + lane);
+    let (whole_a, whole_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest = whole_a
+        .remainder()
+        .iter()
+        .zip(whole_b.remainder())
+        .fold(T::zero(), |total, (&x, &y)| total + term(x, y));
+    for (chunk_a, chunk_b) in whole_a.zip(whole_b) {
+        for ((total, &x), &y) in lanes.iter_mut().zip(chunk_a).zip(chunk_b) {
+            *total += term(x, y);
         }
     }
-    let rest = (whole..len).fold(T::zero(), |total, i| total + term(i));
     lanes.into_iter().fold(rest, |total, lane| total + lane)
 }
 
@@ -104,8 +115,11 @@ mod tests {
     #[test]
     fn sums_take_every_term_once() {
         for len in 0..20 {
-            let total = sum(len, |i| (i + 1) as f32);
-            assert_eq!(total, (len * (len + 1) / 2) as f32, "{len} terms");
+            let values: Vec<f32> = (1..=len).map(|i| i as f32).collect();
+            let expected = (len * (len + 1) / 2) as f32;
+            assert_eq!(sum_by(&values, |v| v), expected, "{len} terms");
+            let ones = vec![1.0; len];
+            assert_eq!(sum_by_pairs(&values, &ones, |a, b| a * b), expected);
         }
     }
 

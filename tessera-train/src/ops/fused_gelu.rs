@@ -48,15 +48,16 @@ impl Kernel for GeluGradient {
         };
         let half = T::from_f64(0.5);
         let density = T::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt());
-        Ok(x.iter()
-            .zip(y)
-            .zip(grad)
-            .map(|((&v, &out), &g)| {
-                // Φ(x) = y / x, read back from the output instead of a second erf.
-                let cumulative = if v == T::zero() { half } else { out / v };
-                g * (cumulative + v * density * (-half * v * v).exponential())
-            })
-            .collect())
+        // Written into a filled buffer through zipped slices: collected from a zip of three
+        // iterators, the loop did not vectorise.
+        let mut dx = vec![T::zero(); x.len()];
+        for (((d, &v), &out), &g) in dx.iter_mut().zip(x).zip(y).zip(grad) {
+            // Φ(x) = y / x, read back from the output instead of a second erf.
+            let ratio = out / v;
+            let cumulative = if v == T::zero() { half } else { ratio };
+            *d = g * (cumulative + v * density * (-half * v * v).exponential());
+        }
+        Ok(dx)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
-use crate::ops::elementary::sum;
+use crate::ops::elementary::{sum_by, sum_by_pairs};
 use crate::storage::{run_kernel, tensor_values, Kernel, Real};
 
 /// Normalises each row of `width` trailing elements of `x` to zero mean and unit variance,
@@ -56,8 +56,8 @@ struct LayerNorm {
 /// the cost of the dense layers around it.
 fn moments<T: Real>(row: &[T], epsilon: T) -> (T, T) {
     let count = T::from(row.len()).expect("a row length is a number");
-    let mean = sum(row.len(), |i| row[i]) / count;
-    let variance = sum(row.len(), |i| (row[i] - mean) * (row[i] - mean)) / count;
+    let mean = sum_by(row, |v| v) / count;
+    let variance = sum_by(row, |v| (v - mean) * (v - mean)) / count;
     (mean, (variance + epsilon).sqrt().recip())
 }
 
@@ -91,17 +91,25 @@ impl LayerNorm {
         let mut scaled = vec![T::zero(); width];
         for (row, dy) in x.chunks(width).zip(grad.chunks(width)) {
             let (mean, inverse) = moments(row, self.epsilon());
-            for i in 0..width {
-                let n = (row[i] - mean) * inverse;
-                normalised[i] = n;
-                scaled[i] = dy[i] * scale[i];
-                dscale[i] += dy[i] * n;
-                dbias[i] += dy[i];
+            // Zipped slices, not indices: the bounds checks kept this loop from vectorising.
+            let columns = normalised
+                .iter_mut()
+                .zip(scaled.iter_mut())
+                .zip(dscale.iter_mut().zip(dbias.iter_mut()))
+                .zip(row.iter().zip(dy).zip(scale));
+            for (((n, s), (ds, db)), ((&v, &d), &gamma)) in columns {
+                *n = (v - mean) * inverse;
+                *s = d * gamma;
+                *ds += d * *n;
+                *db += d;
             }
-            let mean_scaled = sum(width, |i| scaled[i]) / count;
-            let mean_dot = sum(width, |i| scaled[i] * normalised[i]) / count;
+            let mean_scaled = sum_by(&scaled, |v| v) / count;
+            let mean_dot = sum_by_pairs(&scaled, &normalised, |s, n| s * n) / count;
             dx.extend(
-                (0..width).map(|i| inverse * (scaled[i] - mean_scaled - normalised[i] * mean_dot)),
+                scaled
+                    .iter()
+                    .zip(&normalised)
+                    .map(|(&s, &n)| inverse * (s - mean_scaled - n * mean_dot)),
             );
         }
         [dx, dscale, dbias]

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use crate::functional::log_softmax;
-use crate::ops::elementary::sum;
+use crate::ops::elementary::{sum_by, sum_by_pairs};
 use crate::storage::{run_elementwise, run_kernel, Kernel, Real};
 
 /// `exp(x) / Σ exp(x)` over the last axis, stabilised by each row's maximum.
@@ -44,8 +44,7 @@ impl Kernel for Softmax {
                 .fold(T::neg_infinity(), num_traits::Float::max);
             let start = y.len();
             y.extend(row.iter().map(|&v| (v - largest).exponential()));
-            let exponentials = &y[start..];
-            let total = sum(exponentials.len(), |i| exponentials[i]);
+            let total = sum_by(&y[start..], |v| v);
             let inverse = T::one() / total;
             y[start..].iter_mut().for_each(|v| *v *= inverse);
         }
@@ -62,7 +61,7 @@ impl Kernel for SoftmaxGradient {
         };
         let mut dx = Vec::with_capacity(y.len());
         for (row, g) in y.chunks(self.width).zip(grad.chunks(self.width)) {
-            let dot = sum(row.len(), |i| row[i] * g[i]);
+            let dot = sum_by_pairs(row, g, |v, d| v * d);
             dx.extend(row.iter().zip(g).map(|(&v, &d)| v * (d - dot)));
         }
         Ok(dx)
