@@ -59,6 +59,16 @@ fn tanh<T: Real>(x: T) -> T {
     ((T::one() - decay) / (T::one() + decay)).copysign(x)
 }
 
+/// A row of an array this module made or laid out itself, which is always contiguous.
+fn contiguous<T>(row: Option<&[T]>) -> &[T] {
+    row.expect("the LSTM's rows are contiguous")
+}
+
+/// [`contiguous`] for a row written to.
+fn contiguous_mut<T>(row: Option<&mut [T]>) -> &mut [T] {
+    row.expect("the LSTM's rows are contiguous")
+}
+
 impl LstmDirection {
     /// Time steps in the order they are processed.
     fn order(&self, steps: usize) -> Vec<usize> {
@@ -109,25 +119,37 @@ impl LstmDirection {
             let c = c.to_owned();
             let mut state = states.index_axis_mut(Axis(0), t);
             for b in 0..batch {
+                // Rows as slices of exactly `hidden` values, so the unit loop indexes without
+                // bounds checks and vectorises.
+                let gates = a.row(b);
+                let gates = contiguous(gates.as_slice());
+                let gate = |k: usize| &gates[k * hidden..(k + 1) * hidden];
+                let (i_pre, o_pre, f_pre, c_pre) = (gate(0), gate(1), gate(2), gate(3));
+                let before = c.row(b);
+                let before = &contiguous(before.as_slice())[..hidden];
+                let mut row = state.row_mut(b);
+                let row = contiguous_mut(row.as_slice_mut());
+                let (h_out, row) = row.split_at_mut(hidden);
+                let (c_out, row) = row.split_at_mut(hidden);
+                let (i_out, row) = row.split_at_mut(hidden);
+                let (o_out, row) = row.split_at_mut(hidden);
+                let (f_out, row) = row.split_at_mut(hidden);
+                let (g_out, row) = row.split_at_mut(hidden);
+                let s_out = &mut row[..hidden];
                 for unit in 0..hidden {
-                    let input = sigmoid(a[[b, unit]]);
-                    let output = sigmoid(a[[b, hidden + unit]]);
-                    let forget = sigmoid(a[[b, 2 * hidden + unit]]);
-                    let candidate = tanh(a[[b, 3 * hidden + unit]]);
-                    let cell = forget * c[[b, unit]] + input * candidate;
+                    let input = sigmoid(i_pre[unit]);
+                    let output = sigmoid(o_pre[unit]);
+                    let forget = sigmoid(f_pre[unit]);
+                    let candidate = tanh(c_pre[unit]);
+                    let cell = forget * before[unit] + input * candidate;
                     let squashed = tanh(cell);
-                    let kept = [
-                        output * squashed,
-                        cell,
-                        input,
-                        output,
-                        forget,
-                        candidate,
-                        squashed,
-                    ];
-                    for (slot, value) in kept.into_iter().enumerate() {
-                        state[[b, slot * hidden + unit]] = value;
-                    }
+                    h_out[unit] = output * squashed;
+                    c_out[unit] = cell;
+                    i_out[unit] = input;
+                    o_out[unit] = output;
+                    f_out[unit] = forget;
+                    g_out[unit] = candidate;
+                    s_out[unit] = squashed;
                 }
             }
         }
@@ -155,19 +177,41 @@ impl LstmDirection {
             let (h, c) = Self::previous(&order, position, states, initial, hidden);
             let mut d_a = d_inputs.index_axis_mut(Axis(0), t);
             for b in 0..batch {
+                let kept = states.slice(s![t, b, ..]);
+                let kept = contiguous(kept.as_slice());
+                let slot = |k: usize| &kept[k * hidden..(k + 1) * hidden];
+                let (input, output, forget, candidate, squashed) =
+                    (slot(2), slot(3), slot(4), slot(5), slot(6));
+                let incoming = gradient.slice(s![t, b, ..]);
+                let incoming = contiguous(incoming.as_slice());
+                let (g_hidden, g_cell) = (&incoming[..hidden], &incoming[hidden..2 * hidden]);
+                let before = c.row(b);
+                let before = &contiguous(before.as_slice())[..hidden];
+                let carried_hidden = d_hidden.row(b);
+                let carried_hidden = &contiguous(carried_hidden.as_slice())[..hidden];
+                let mut carried_cell = d_cell.row_mut(b);
+                let carried_cell = &mut contiguous_mut(carried_cell.as_slice_mut())[..hidden];
+                let mut row = d_a.row_mut(b);
+                let row = contiguous_mut(row.as_slice_mut());
+                let (d_i, row) = row.split_at_mut(hidden);
+                let (d_o, row) = row.split_at_mut(hidden);
+                let (d_f, row) = row.split_at_mut(hidden);
+                let d_g = &mut row[..hidden];
                 for unit in 0..hidden {
-                    let kept = |slot: usize| states[[t, b, slot * hidden + unit]];
-                    let (input, output, forget, candidate, squashed) =
-                        (kept(2), kept(3), kept(4), kept(5), kept(6));
-                    let dh = gradient[[t, b, unit]] + d_hidden[[b, unit]];
-                    let dc = gradient[[t, b, hidden + unit]]
-                        + d_cell[[b, unit]]
-                        + dh * output * (one - squashed * squashed);
-                    d_a[[b, unit]] = dc * candidate * input * (one - input);
-                    d_a[[b, hidden + unit]] = dh * squashed * output * (one - output);
-                    d_a[[b, 2 * hidden + unit]] = dc * c[[b, unit]] * forget * (one - forget);
-                    d_a[[b, 3 * hidden + unit]] = dc * input * (one - candidate * candidate);
-                    d_cell[[b, unit]] = dc * forget;
+                    let (i, o, f, g, sq) = (
+                        input[unit],
+                        output[unit],
+                        forget[unit],
+                        candidate[unit],
+                        squashed[unit],
+                    );
+                    let dh = g_hidden[unit] + carried_hidden[unit];
+                    let dc = g_cell[unit] + carried_cell[unit] + dh * o * (one - sq * sq);
+                    d_i[unit] = dc * g * i * (one - i);
+                    d_o[unit] = dh * sq * o * (one - o);
+                    d_f[unit] = dc * before[unit] * f * (one - f);
+                    d_g[unit] = dc * i * (one - g * g);
+                    carried_cell[unit] = dc * f;
                 }
             }
             d_recurrent += &d_a.t().dot(&h);
