@@ -6,7 +6,10 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
+use tessera_onnx::proto::GraphProto;
+
 use super::lookup;
+use super::shape::permutation;
 use crate::node::{axis, int_values, Node, NodeResult};
 use crate::storage::span;
 use crate::Result;
@@ -27,36 +30,51 @@ pub fn views(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
         .first()
         .and_then(Option::as_ref)
         .ok_or_else(|| node.error("a fused view chain needs its data"))?;
-    if !(x.device().is_cpu() && x.dtype().is_float()) {
-        return Ok(vec![run(node, inputs, x.clone())?.0]);
+    let chain = chain(node)?;
+    // A `Gather` of several positions is not run backwards by hand: candle records every step.
+    let by_hand = x.device().is_cpu()
+        && x.dtype().is_float()
+        && chain.node.iter().all(|step| {
+            step.op_type != "Gather"
+                || step
+                    .input
+                    .get(1)
+                    .and_then(|name| argument(node, inputs, name))
+                    .is_some_and(|indices| indices.rank() == 0)
+        });
+    if !by_hand {
+        return Ok(vec![run(node, chain, inputs, x.clone(), false)?.0]);
     }
-    let (value, adjoints) = run(node, inputs, x.detach())?;
-    match adjoints.into_iter().collect::<Option<Vec<Adjoint>>>() {
-        Some(adjoints) => Ok(vec![x
-            .apply_op2(&value.contiguous().at(node)?, ViewChain { adjoints })
-            .at(node)?]),
-        // A step the chain cannot run backwards by hand: candle records every step.
-        None => Ok(vec![run(node, inputs, x.clone())?.0]),
-    }
+    let (value, adjoints) = run(node, chain, inputs, x.detach(), true)?;
+    Ok(vec![x
+        .apply_op2(&value.contiguous().at(node)?, ViewChain { adjoints })
+        .at(node)?])
 }
 
-/// The chain's result from `data`, and each step's adjoint where it has one.
-fn run(
-    node: &Node<'_>,
-    inputs: &[Option<Tensor>],
-    data: Tensor,
-) -> Result<(Tensor, Vec<Option<Adjoint>>)> {
-    let chain = node
-        .proto
+/// The chain's own nodes.
+fn chain<'a>(node: &Node<'a>) -> Result<&'a GraphProto> {
+    node.proto
         .attribute
         .iter()
         .find(|attribute| attribute.name == CHAIN_ATTRIBUTE)
         .and_then(|attribute| attribute.g.as_ref())
-        .ok_or_else(|| node.error("a fused view chain needs its nodes"))?;
-    let named = |name: &str| -> Option<Tensor> {
-        let index = node.proto.input.iter().position(|input| input == name)?;
-        inputs.get(index).cloned().flatten()
-    };
+        .ok_or_else(|| node.error("a fused view chain needs its nodes"))
+}
+
+/// The fused node's input the chain's nodes call `name`.
+fn argument(node: &Node<'_>, inputs: &[Option<Tensor>], name: &str) -> Option<Tensor> {
+    let index = node.proto.input.iter().position(|input| input == name)?;
+    inputs.get(index).cloned().flatten()
+}
+
+/// The chain's result from `data`, and (`with_adjoints`) each step's adjoint.
+fn run(
+    node: &Node<'_>,
+    chain: &GraphProto,
+    inputs: &[Option<Tensor>],
+    data: Tensor,
+    with_adjoints: bool,
+) -> Result<(Tensor, Vec<Adjoint>)> {
     let mut value = data;
     let mut adjoints = Vec::with_capacity(chain.node.len());
     for proto in &chain.node {
@@ -68,7 +86,7 @@ fn run(
         let mut arguments: Vec<Option<Tensor>> = proto
             .input
             .iter()
-            .map(|name| named(name).filter(|_| !name.is_empty()))
+            .map(|name| argument(node, inputs, name).filter(|_| !name.is_empty()))
             .collect();
         match arguments.first_mut() {
             Some(first) => *first = Some(value.clone()),
@@ -80,7 +98,9 @@ fn run(
             .into_iter()
             .next()
             .ok_or_else(|| step.error("a view gives one tensor"))?;
-        adjoints.push(Adjoint::of(&step, &value, &arguments)?);
+        if with_adjoints {
+            adjoints.push(Adjoint::of(&step, &value, &arguments)?);
+        }
         value = output;
     }
     Ok((value, adjoints))
@@ -102,22 +122,14 @@ enum Adjoint {
 }
 
 impl Adjoint {
-    /// The adjoint of `step` on `input`, or `None` for a step not run backwards by hand (a
-    /// `Gather` of more than one position).
-    fn of(step: &Node<'_>, input: &Tensor, arguments: &[Option<Tensor>]) -> Result<Option<Self>> {
-        let rank = input.rank();
-        Ok(Some(match step.proto.op_type.as_str() {
+    /// The adjoint of `step` on `input`, which ran; a `Gather` picks one position.
+    fn of(step: &Node<'_>, input: &Tensor, arguments: &[Option<Tensor>]) -> Result<Self> {
+        Ok(match step.proto.op_type.as_str() {
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => {
                 Adjoint::Reshape(input.dims().to_vec())
             }
             "Transpose" => {
-                let perm: Vec<usize> = match step.ints("perm") {
-                    Some(perm) => perm
-                        .iter()
-                        .map(|&p| axis(p, rank, step))
-                        .collect::<Result<_>>()?,
-                    None => (0..rank).rev().collect(),
-                };
+                let perm = permutation(step, input.rank())?;
                 let mut inverse = vec![0; perm.len()];
                 for (position, &source) in perm.iter().enumerate() {
                     inverse[source] = position;
@@ -125,29 +137,26 @@ impl Adjoint {
                 Adjoint::Permute(inverse)
             }
             "Gather" => {
-                let Some(indices) = arguments.get(1).and_then(Option::as_ref) else {
-                    return Ok(None);
-                };
-                if indices.rank() != 0 {
-                    return Ok(None);
-                }
-                let along = axis(step.int("axis").unwrap_or(0), rank, step)?;
+                let indices = arguments
+                    .get(1)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| step.error("input 1 is required"))?;
+                let along = axis(step.int("axis").unwrap_or(0), input.rank(), step)?;
                 let length = input.dim(along).at(step)?;
                 let index = int_values(indices, step)?[0];
-                let index = if index < 0 {
-                    index + length as i64
-                } else {
-                    index
-                };
                 Adjoint::Place {
                     axis: along,
                     // In range: the step itself ran.
-                    index: index as usize,
+                    index: if index < 0 {
+                        index + length as i64
+                    } else {
+                        index
+                    } as usize,
                     length,
                 }
             }
-            _ => return Ok(None),
-        }))
+            other => return Err(step.error(format!("{other} is not a view"))),
+        })
     }
 
     fn apply(&self, gradient: &Tensor) -> candle_core::Result<Tensor> {

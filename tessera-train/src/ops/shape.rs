@@ -74,14 +74,15 @@ pub fn flatten(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>
 /// `Transpose` by `perm` (default: reversed axes).
 pub fn transpose(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let x = input(node, inputs, 0)?;
-    let perm: Vec<usize> = match node.ints("perm") {
-        Some(perm) => perm
-            .iter()
-            .map(|&p| axis(p, x.rank(), node))
-            .collect::<Result<_>>()?,
-        None => (0..x.rank()).rev().collect(),
-    };
-    Ok(vec![x.permute(perm).at(node)?])
+    Ok(vec![x.permute(permutation(node, x.rank())?).at(node)?])
+}
+
+/// A `Transpose` node's `perm` for an input of `rank` (default: reversed axes).
+pub fn permutation(node: &Node<'_>, rank: usize) -> Result<Vec<usize>> {
+    match node.ints("perm") {
+        Some(perm) => perm.iter().map(|&p| axis(p, rank, node)).collect(),
+        None => Ok((0..rank).rev().collect()),
+    }
 }
 
 /// `Slice` with positive steps.
