@@ -1,15 +1,19 @@
 //! A chain of view operators (`Reshape`, `Flatten`, `Squeeze`, `Unsqueeze`, `Transpose`, and a
 //! `Gather` of one position) as one node of the backward pass. Exported attention spells out
 //! its head split and merge as some fifteen such nodes per layer. For each of them candle's
-//! backward pass allocates a zero gradient, adds the node's gradient into it and reshapes it
-//! again; here the chain takes one addition, and its gradient is the chain run backwards.
+//! backward pass allocates a zero gradient, adds the node's gradient into it and copies it
+//! whenever a reshape follows a transpose. Here the chain is planned from shapes alone, as
+//! strided views of its data; its values are copied once for each reshape that no view can
+//! express (once in all for most chains), and its gradient is scattered back the same way.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use tessera_onnx::proto::GraphProto;
 
 use super::lookup;
-use super::shape::permutation;
+use super::shape::{permutation, view_dims};
 use crate::node::{axis, int_values, Node, NodeResult};
 use crate::storage::span;
 use crate::Result;
@@ -31,24 +35,13 @@ pub fn views(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
         .and_then(Option::as_ref)
         .ok_or_else(|| node.error("a fused view chain needs its data"))?;
     let chain = chain(node)?;
-    // A `Gather` of several positions is not run backwards by hand: candle records every step.
-    let by_hand = x.device().is_cpu()
-        && x.dtype().is_float()
-        && chain.node.iter().all(|step| {
-            step.op_type != "Gather"
-                || step
-                    .input
-                    .get(1)
-                    .and_then(|name| argument(node, inputs, name))
-                    .is_some_and(|indices| indices.rank() == 0)
-        });
-    if !by_hand {
-        return Ok(vec![run(node, chain, inputs, x.clone(), false)?.0]);
+    if x.device().is_cpu() && x.dtype().is_float() {
+        if let Some(plan) = ViewPlan::of(node, chain, inputs, x.dims())? {
+            let x = x.contiguous().at(node)?;
+            return Ok(vec![x.apply_op1(ViewChain(Arc::new(plan))).at(node)?]);
+        }
     }
-    let (value, adjoints) = run(node, chain, inputs, x.detach(), true)?;
-    Ok(vec![x
-        .apply_op2(&value.contiguous().at(node)?, ViewChain { adjoints })
-        .at(node)?])
+    Ok(vec![record(node, chain, inputs, x.clone())?])
 }
 
 /// The chain's own nodes.
@@ -61,158 +54,408 @@ fn chain<'a>(node: &Node<'a>) -> Result<&'a GraphProto> {
         .ok_or_else(|| node.error("a fused view chain needs its nodes"))
 }
 
-/// The fused node's input the chain's nodes call `name`.
-fn argument(node: &Node<'_>, inputs: &[Option<Tensor>], name: &str) -> Option<Tensor> {
-    let index = node.proto.input.iter().position(|input| input == name)?;
-    inputs.get(index).cloned().flatten()
+/// The chain's step `proto` as a node, and its arguments: the fused node's inputs the step
+/// names, its data's place left empty.
+fn step_of<'a>(
+    node: &Node<'a>,
+    proto: &'a tessera_onnx::proto::NodeProto,
+    inputs: &[Option<Tensor>],
+) -> Result<(Node<'a>, Vec<Option<Tensor>>)> {
+    let step = Node {
+        proto,
+        device: node.device,
+        opset: node.opset,
+    };
+    if proto.input.is_empty() {
+        return Err(step.error("a view takes its data first"));
+    }
+    let arguments = std::iter::once(None)
+        .chain(proto.input[1..].iter().map(|name| {
+            let index = node.proto.input.iter().position(|input| input == name)?;
+            inputs.get(index).cloned().flatten()
+        }))
+        .collect();
+    Ok((step, arguments))
 }
 
-/// The chain's result from `data`, and (`with_adjoints`) each step's adjoint.
-fn run(
+/// The chain run step by step, each step recorded by candle (on other devices and types, and
+/// where a `Gather` picks several positions).
+fn record(
     node: &Node<'_>,
     chain: &GraphProto,
     inputs: &[Option<Tensor>],
-    data: Tensor,
-    with_adjoints: bool,
-) -> Result<(Tensor, Vec<Adjoint>)> {
-    let mut value = data;
-    let mut adjoints = Vec::with_capacity(chain.node.len());
+    mut value: Tensor,
+) -> Result<Tensor> {
     for proto in &chain.node {
-        let step = Node {
-            proto,
-            device: node.device,
-            opset: node.opset,
-        };
-        let mut arguments: Vec<Option<Tensor>> = proto
-            .input
-            .iter()
-            .map(|name| argument(node, inputs, name).filter(|_| !name.is_empty()))
-            .collect();
-        match arguments.first_mut() {
-            Some(first) => *first = Some(value.clone()),
-            None => return Err(step.error("a view takes its data first")),
-        }
+        let (step, mut arguments) = step_of(node, proto, inputs)?;
+        arguments[0] = Some(value);
         let op = lookup(&proto.domain, &proto.op_type)
             .ok_or_else(|| step.error("unsupported operator"))?;
-        let output = op(&step, &arguments)?
+        value = op(&step, &arguments)?
             .into_iter()
             .next()
             .ok_or_else(|| step.error("a view gives one tensor"))?;
-        if with_adjoints {
-            adjoints.push(Adjoint::of(&step, &value, &arguments)?);
-        }
-        value = output;
     }
-    Ok((value, adjoints))
+    Ok(value)
 }
 
-/// How one step's output gradient becomes its input's.
-#[derive(Clone, Debug)]
-enum Adjoint {
-    /// Back to the input's shape (every reshaping view).
-    Reshape(Vec<usize>),
-    /// The inverse permutation.
-    Permute(Vec<usize>),
-    /// Into position `index` of `axis`, zeros elsewhere, of an axis of `length`.
-    Place {
-        axis: usize,
-        index: usize,
-        length: usize,
-    },
+/// A strided view of a contiguous source: which of its positions, in what order.
+#[derive(Clone, Debug, PartialEq)]
+struct StridedView {
+    /// The source's dimensions.
+    source: Vec<usize>,
+    dims: Vec<usize>,
+    strides: Vec<usize>,
+    offset: usize,
+    /// Every source position is read (no `Gather` in it).
+    covers: bool,
 }
 
-impl Adjoint {
-    /// The adjoint of `step` on `input`, which ran; a `Gather` picks one position.
-    fn of(step: &Node<'_>, input: &Tensor, arguments: &[Option<Tensor>]) -> Result<Self> {
-        Ok(match step.proto.op_type.as_str() {
-            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => {
-                Adjoint::Reshape(input.dims().to_vec())
-            }
-            "Transpose" => {
-                let perm = permutation(step, input.rank())?;
-                let mut inverse = vec![0; perm.len()];
-                for (position, &source) in perm.iter().enumerate() {
-                    inverse[source] = position;
-                }
-                Adjoint::Permute(inverse)
-            }
-            "Gather" => {
-                let indices = arguments
-                    .get(1)
-                    .and_then(Option::as_ref)
-                    .ok_or_else(|| step.error("input 1 is required"))?;
-                let along = axis(step.int("axis").unwrap_or(0), input.rank(), step)?;
-                let length = input.dim(along).at(step)?;
-                let index = int_values(indices, step)?[0];
-                Adjoint::Place {
-                    axis: along,
-                    // In range: the step itself ran.
-                    index: if index < 0 {
-                        index + length as i64
+impl StridedView {
+    /// All of a contiguous tensor of `dims`.
+    fn whole(dims: &[usize]) -> Self {
+        StridedView {
+            source: dims.to_vec(),
+            dims: dims.to_vec(),
+            strides: contiguous_strides(dims),
+            offset: 0,
+            covers: true,
+        }
+    }
+
+    /// The source read in its own order: nothing to move.
+    fn is_identity(&self) -> bool {
+        self.covers
+            && self.offset == 0
+            && self
+                .dims
+                .iter()
+                .zip(&self.strides)
+                .zip(contiguous_strides(&self.dims))
+                .all(|((&dim, &stride), expected)| dim == 1 || stride == expected)
+    }
+
+    /// The view in `dims` without moving data, when strides can express it (as NumPy
+    /// decides whether a reshape copies).
+    fn reshaped(&self, dims: &[usize]) -> Option<Self> {
+        let count: usize = self.dims.iter().product();
+        let strides = if count == 0 {
+            contiguous_strides(dims)
+        } else {
+            let (old_dims, old_strides): (Vec<usize>, Vec<usize>) = self
+                .dims
+                .iter()
+                .zip(&self.strides)
+                .filter(|(&dim, _)| dim != 1)
+                .map(|(&dim, &stride)| (dim, stride))
+                .unzip();
+            let mut strides = vec![1; dims.len()];
+            let (mut old, mut new) = (0, 0);
+            // Groups of old and new axes of equal size; each group's old axes must be one run.
+            while old < old_dims.len() && new < dims.len() {
+                let (mut old_end, mut new_end) = (old + 1, new + 1);
+                let (mut old_size, mut new_size) = (old_dims[old], dims[new]);
+                while old_size != new_size {
+                    if new_size < old_size {
+                        new_size *= dims[new_end];
+                        new_end += 1;
                     } else {
-                        index
-                    } as usize,
-                    length,
+                        old_size *= old_dims[old_end];
+                        old_end += 1;
+                    }
                 }
+                if (old..old_end - 1)
+                    .any(|k| old_strides[k] != old_dims[k + 1] * old_strides[k + 1])
+                {
+                    return None;
+                }
+                strides[new_end - 1] = old_strides[old_end - 1];
+                for k in (new + 1..new_end).rev() {
+                    strides[k - 1] = strides[k] * dims[k];
+                }
+                (old, new) = (old_end, new_end);
             }
-            other => return Err(step.error(format!("{other} is not a view"))),
+            strides
+        };
+        Some(StridedView {
+            dims: dims.to_vec(),
+            strides,
+            ..self.clone()
         })
     }
 
-    fn apply(&self, gradient: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Adjoint::Reshape(dims) => gradient.reshape(dims.as_slice()),
-            Adjoint::Permute(inverse) => gradient.permute(inverse.as_slice()),
-            &Adjoint::Place {
-                axis,
-                index,
-                length,
-            } => gradient
-                .unsqueeze(axis)?
-                .pad_with_zeros(axis, index, length - index - 1),
+    fn permuted(&self, perm: &[usize]) -> Self {
+        StridedView {
+            dims: perm.iter().map(|&a| self.dims[a]).collect(),
+            strides: perm.iter().map(|&a| self.strides[a]).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// Position `index` of `axis`, the axis dropped.
+    fn picked(&self, axis: usize, index: usize) -> Self {
+        let mut view = self.clone();
+        view.offset += index * view.strides.remove(axis);
+        view.dims.remove(axis);
+        view.covers = false;
+        view
+    }
+
+    /// Calls `row(start, count, step, len)` for each row the view reads, in the view's order:
+    /// `count` runs of `len` consecutive source positions, `step` apart, from `start`.
+    fn for_each_row(&self, mut row: impl FnMut(usize, usize, usize, usize)) {
+        if self.dims.contains(&0) {
+            return;
+        }
+        let (mut len, mut outer) = (1, self.dims.len());
+        while outer > 0 && (self.dims[outer - 1] == 1 || self.strides[outer - 1] == len) {
+            len *= self.dims[outer - 1];
+            outer -= 1;
+        }
+        let Some(last) = outer.checked_sub(1) else {
+            return row(self.offset, 1, 0, len);
+        };
+        let (count, step) = (self.dims[last], self.strides[last]);
+        let mut index = vec![0; last];
+        let mut at = self.offset;
+        loop {
+            row(at, count, step, len);
+            let mut axis = last;
+            loop {
+                if axis == 0 {
+                    return;
+                }
+                axis -= 1;
+                index[axis] += 1;
+                at += self.strides[axis];
+                if index[axis] < self.dims[axis] {
+                    break;
+                }
+                at -= self.strides[axis] * self.dims[axis];
+                index[axis] = 0;
+            }
+        }
+    }
+
+    /// The view's values, copied out of `source`.
+    fn gather<T: Copy>(&self, source: &[T]) -> Vec<T> {
+        let mut values = Vec::with_capacity(self.dims.iter().product());
+        self.for_each_row(|start, count, step, len| {
+            if len == 1 {
+                values.extend((0..count).map(|j| source[start + j * step]));
+            } else {
+                for j in 0..count {
+                    let from = start + j * step;
+                    values.extend_from_slice(&source[from..from + len]);
+                }
+            }
+        });
+        values
+    }
+
+    /// The source's gradient from the view's: each value put back where it was read from,
+    /// zeros where nothing was read. A view that reads every position once is a permutation,
+    /// whose inverse is read instead (no zeros written first).
+    fn scatter<T: Copy + num_traits::Zero>(&self, gradient: &[T]) -> Vec<T> {
+        if self.covers {
+            return self.inverse().gather(gradient);
+        }
+        let mut source = vec![T::zero(); self.source.iter().product()];
+        let mut read = 0;
+        self.for_each_row(|start, count, step, len| {
+            for j in 0..count {
+                let to = start + j * step;
+                source[to..to + len].copy_from_slice(&gradient[read..read + len]);
+                read += len;
+            }
+        });
+        source
+    }
+
+    /// For a view that reads every source position once: the view of its values that reads
+    /// them back in source order (its axes by decreasing stride).
+    fn inverse(&self) -> Self {
+        let value_strides = contiguous_strides(&self.dims);
+        let mut axes: Vec<usize> = (0..self.dims.len())
+            .filter(|&k| self.dims[k] != 1)
+            .collect();
+        axes.sort_by_key(|&k| std::cmp::Reverse(self.strides[k]));
+        StridedView {
+            source: self.dims.clone(),
+            dims: axes.iter().map(|&k| self.dims[k]).collect(),
+            strides: axes.iter().map(|&k| value_strides[k]).collect(),
+            offset: 0,
+            covers: true,
         }
     }
 }
 
-/// The chain's result, tied to its data for the backward pass.
-struct ViewChain {
-    adjoints: Vec<Adjoint>,
+fn contiguous_strides(dims: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; dims.len()];
+    for k in (1..dims.len()).rev() {
+        strides[k - 1] = strides[k] * dims[k];
+    }
+    strides
 }
 
-impl CustomOp2 for ViewChain {
+/// A chain as strided views, each of the one before copied out.
+#[derive(Debug)]
+struct ViewPlan {
+    input: Vec<usize>,
+    views: Vec<StridedView>,
+}
+
+impl ViewPlan {
+    /// Plans the chain for data of `dims` from shapes alone; `None` when a `Gather` picks
+    /// several positions.
+    fn of(
+        node: &Node<'_>,
+        chain: &GraphProto,
+        inputs: &[Option<Tensor>],
+        dims: &[usize],
+    ) -> Result<Option<Self>> {
+        let mut views = Vec::new();
+        let mut view = StridedView::whole(dims);
+        for proto in &chain.node {
+            let (step, arguments) = step_of(node, proto, inputs)?;
+            view = match proto.op_type.as_str() {
+                "Transpose" => view.permuted(&permutation(&step, view.dims.len())?),
+                "Gather" => {
+                    let indices = arguments
+                        .get(1)
+                        .and_then(Option::as_ref)
+                        .ok_or_else(|| step.error("input 1 is required"))?;
+                    if indices.rank() != 0 {
+                        return Ok(None);
+                    }
+                    let along = axis(step.int("axis").unwrap_or(0), view.dims.len(), &step)?;
+                    let length = view.dims[along] as i64;
+                    let index = int_values(indices, &step)?[0];
+                    if index < -length || index >= length {
+                        return Err(step.error(format!(
+                            "index {index} is out of range for a dimension of {length}"
+                        )));
+                    }
+                    view.picked(
+                        along,
+                        (if index < 0 { index + length } else { index }) as usize,
+                    )
+                }
+                op => {
+                    let dims = view_dims(&step, &view.dims, &arguments)?
+                        .ok_or_else(|| step.error(format!("{op} is not a view")))?;
+                    match view.reshaped(&dims) {
+                        Some(reshaped) => reshaped,
+                        None => {
+                            views.push(view);
+                            StridedView::whole(&dims)
+                        }
+                    }
+                }
+            };
+        }
+        views.push(view);
+        Ok(Some(ViewPlan {
+            input: dims.to_vec(),
+            views,
+        }))
+    }
+
+    fn output(&self) -> &[usize] {
+        self.views.last().map_or(&self.input, |view| &view.dims)
+    }
+
+    /// The chain's values from its data's.
+    fn forward<T: Copy>(&self, data: &[T]) -> Vec<T> {
+        let mut values: Option<Vec<T>> = None;
+        for view in self.views.iter().filter(|view| !view.is_identity()) {
+            values = Some(view.gather(values.as_deref().unwrap_or(data)));
+        }
+        values.unwrap_or_else(|| data.to_vec())
+    }
+
+    /// The data's gradient from the chain's.
+    fn backward<T: Copy + num_traits::Zero>(&self, gradient: &[T]) -> Vec<T> {
+        let mut values: Option<Vec<T>> = None;
+        for view in self.views.iter().rev().filter(|view| !view.is_identity()) {
+            values = Some(view.scatter(values.as_deref().unwrap_or(gradient)));
+        }
+        values.unwrap_or_else(|| gradient.to_vec())
+    }
+}
+
+/// `f32s` or `f64s` on a contiguous float storage's values.
+fn on_storage(
+    storage: &CpuStorage,
+    layout: &Layout,
+    f32s: impl FnOnce(&[f32]) -> Vec<f32>,
+    f64s: impl FnOnce(&[f64]) -> Vec<f64>,
+) -> candle_core::Result<CpuStorage> {
+    let (start, end) = span(layout, "views")?;
+    Ok(match storage {
+        CpuStorage::F32(values) => CpuStorage::F32(f32s(&values[start..end])),
+        CpuStorage::F64(values) => CpuStorage::F64(f64s(&values[start..end])),
+        _ => candle_core::bail!("a fused view chain runs on float32 or float64 values"),
+    })
+}
+
+/// The chain's result, tied to its data for the backward pass.
+struct ViewChain(Arc<ViewPlan>);
+
+/// The chain's gradient, scattered back to its data's shape.
+struct ViewChainGradient(Arc<ViewPlan>);
+
+impl CustomOp1 for ViewChain {
     fn name(&self) -> &'static str {
         "views"
     }
 
-    /// The chain's value, computed outside (views of the data, detached, made contiguous).
     fn cpu_fwd(
         &self,
-        _data: &CpuStorage,
-        _data_layout: &Layout,
-        value: &CpuStorage,
+        storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (start, end) = span(layout, "views")?;
-        let copied = match value {
-            CpuStorage::F32(values) => CpuStorage::F32(values[start..end].to_vec()),
-            CpuStorage::F64(values) => CpuStorage::F64(values[start..end].to_vec()),
-            _ => candle_core::bail!("a fused view chain runs on float32 or float64 values"),
-        };
-        Ok((copied, layout.shape().clone()))
+        let plan = &self.0;
+        let values = on_storage(
+            storage,
+            layout,
+            |data| plan.forward(data),
+            |data| plan.forward(data),
+        )?;
+        Ok((values, Shape::from(plan.output())))
     }
 
     fn bwd(
         &self,
         _data: &Tensor,
-        _value: &Tensor,
         _result: &Tensor,
         gradient: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let mut gradient = gradient.clone();
-        for adjoint in self.adjoints.iter().rev() {
-            gradient = adjoint.apply(&gradient)?;
-        }
-        Ok((Some(gradient), None))
+    ) -> candle_core::Result<Option<Tensor>> {
+        let gradient = gradient.contiguous()?;
+        Ok(Some(
+            gradient.apply_op1_no_bwd(&ViewChainGradient(self.0.clone()))?,
+        ))
+    }
+}
+
+impl CustomOp1 for ViewChainGradient {
+    fn name(&self) -> &'static str {
+        "views-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let plan = &self.0;
+        let values = on_storage(
+            storage,
+            layout,
+            |gradient| plan.backward(gradient),
+            |gradient| plan.backward(gradient),
+        )?;
+        Ok((values, Shape::from(plan.input.as_slice())))
     }
 }
 
@@ -243,14 +486,80 @@ mod tests {
         }
     }
 
-    /// The fused chain's values and gradients against the same steps recorded one by one,
-    /// with a `Gather` of one position (run backwards by hand) and of several (recorded).
-    #[test]
-    fn a_chain_computes_and_differentiates_as_its_steps() {
+    /// The fused chain's values and gradients against the same steps recorded one by one.
+    fn assert_chain_matches(steps: Vec<NodeProto>, arguments: &[(&str, Tensor)]) {
         let device = Device::Cpu;
         let values: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
         let x = Var::from_vec(values, (2, 3, 4), &device).unwrap();
-        let shape = Tensor::new(&[4i64, 6], &device).unwrap();
+        let proto = NodeProto {
+            op_type: VIEWS.into(),
+            domain: FUSED_DOMAIN.into(),
+            input: std::iter::once("x")
+                .chain(arguments.iter().map(|(name, _)| *name))
+                .map(String::from)
+                .collect(),
+            output: vec!["y".into()],
+            attribute: vec![AttributeProto {
+                name: CHAIN_ATTRIBUTE.into(),
+                r#type: AttributeType::Graph as i32,
+                g: Some(GraphProto {
+                    node: steps.clone(),
+                    ..GraphProto::default()
+                }),
+                ..AttributeProto::default()
+            }],
+            ..NodeProto::default()
+        };
+        let node = Node {
+            proto: &proto,
+            device: &device,
+            opset: NEWEST_OPSET,
+        };
+        let inputs: Vec<Option<Tensor>> = std::iter::once(x.as_tensor().clone())
+            .chain(arguments.iter().map(|(_, value)| value.clone()))
+            .map(Some)
+            .collect();
+        let fused = views(&node, &inputs).unwrap().remove(0);
+        let mut spelled_out = x.as_tensor().clone();
+        for proto in &steps {
+            let step = Node {
+                proto,
+                device: &device,
+                opset: NEWEST_OPSET,
+            };
+            let mut step_inputs = vec![Some(spelled_out)];
+            step_inputs.extend(proto.input[1..].iter().map(|name| {
+                arguments
+                    .iter()
+                    .find(|(argument, _)| argument == name)
+                    .map(|(_, value)| value.clone())
+            }));
+            let op = lookup("", &proto.op_type).unwrap();
+            spelled_out = op(&step, &step_inputs).unwrap().remove(0);
+        }
+        assert_eq!(fused.dims(), spelled_out.dims());
+        assert_eq!(largest_difference(&fused, &spelled_out), 0.0);
+        let weights = Tensor::arange(0f32, fused.elem_count() as f32, &device)
+            .and_then(|w| w.reshape(fused.dims()))
+            .unwrap();
+        let gradient = |y: &Tensor| {
+            let store = (y * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            store.get(x.as_tensor()).unwrap().clone()
+        };
+        let difference = largest_difference(&gradient(&fused), &gradient(&spelled_out));
+        assert_eq!(difference, 0.0, "{steps:?}");
+    }
+
+    /// A `Gather` of one position (planned as a view), a negative one, and of several
+    /// positions (recorded step by step).
+    #[test]
+    fn a_chain_with_a_gather_computes_and_differentiates_as_its_steps() {
+        let device = Device::Cpu;
         for index in [
             Tensor::new(2i64, &device).unwrap(),
             Tensor::new(-1i64, &device).unwrap(),
@@ -261,20 +570,33 @@ mod tests {
                 step("Transpose", &["r"], "t", Some(&[1, 0])),
                 step("Gather", &["t", "index"], "g", None),
             ];
+            let shape = Tensor::new(&[4i64, 6], &device).unwrap();
+            assert_chain_matches(steps, &[("shape", shape), ("index", index)]);
+        }
+    }
+
+    /// Reshapes strides can express (merging axes a transpose kept in order, splitting one), one
+    /// they cannot (the values are copied there), and a chain of
+    /// reshapes alone, which moves nothing.
+    #[test]
+    fn a_chain_of_reshapes_and_transposes_computes_and_differentiates_as_its_steps() {
+        let device = Device::Cpu;
+        let ints = |values: &[i64]| Tensor::new(values, &device).unwrap();
+        let steps = vec![
+            step("Transpose", &["x"], "a", Some(&[2, 0, 1])),
+            step("Reshape", &["a", "merge"], "b", None),
+            step("Reshape", &["b", "split"], "c", None),
+            step("Transpose", &["c"], "d", Some(&[0, 2, 1])),
+            step("Reshape", &["d", "merge"], "e", None),
+            step("Unsqueeze", &["e", "axes"], "f", None),
+            step("Flatten", &["f"], "g", None),
+        ];
+        let plan = |steps: &[NodeProto], arguments: &[(&str, Tensor)]| {
             let proto = NodeProto {
-                op_type: VIEWS.into(),
-                domain: FUSED_DOMAIN.into(),
-                input: vec!["x".into(), "shape".into(), "index".into()],
-                output: vec!["g".into()],
-                attribute: vec![AttributeProto {
-                    name: CHAIN_ATTRIBUTE.into(),
-                    r#type: AttributeType::Graph as i32,
-                    g: Some(GraphProto {
-                        node: steps.clone(),
-                        ..GraphProto::default()
-                    }),
-                    ..AttributeProto::default()
-                }],
+                input: std::iter::once("x")
+                    .chain(arguments.iter().map(|(name, _)| *name))
+                    .map(String::from)
+                    .collect(),
                 ..NodeProto::default()
             };
             let node = Node {
@@ -282,43 +604,55 @@ mod tests {
                 device: &device,
                 opset: NEWEST_OPSET,
             };
-            let inputs = [
-                Some(x.as_tensor().clone()),
-                Some(shape.clone()),
-                Some(index.clone()),
-            ];
-            let fused = views(&node, &inputs).unwrap().remove(0);
-            let mut spelled_out = x.as_tensor().clone();
-            for proto in &steps {
-                let step = Node {
-                    proto,
-                    device: &device,
-                    opset: NEWEST_OPSET,
-                };
-                let arguments = match proto.op_type.as_str() {
-                    "Reshape" => vec![Some(spelled_out), Some(shape.clone())],
-                    "Gather" => vec![Some(spelled_out), Some(index.clone())],
-                    _ => vec![Some(spelled_out)],
-                };
-                let op = lookup("", &proto.op_type).unwrap();
-                spelled_out = op(&step, &arguments).unwrap().remove(0);
-            }
-            assert_eq!(fused.dims(), spelled_out.dims());
-            assert_eq!(largest_difference(&fused, &spelled_out), 0.0);
-            let weights = Tensor::arange(0f32, fused.elem_count() as f32, &device)
-                .and_then(|w| w.reshape(fused.dims()))
-                .unwrap();
-            let gradient = |y: &Tensor| {
-                let store = (y * &weights)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                store.get(x.as_tensor()).unwrap().clone()
+            let inputs: Vec<Option<Tensor>> = std::iter::once(None)
+                .chain(arguments.iter().map(|(_, value)| Some(value.clone())))
+                .collect();
+            let chain = GraphProto {
+                node: steps.to_vec(),
+                ..GraphProto::default()
             };
-            let difference = largest_difference(&gradient(&fused), &gradient(&spelled_out));
-            assert_eq!(difference, 0.0, "index {index}");
-        }
+            ViewPlan::of(&node, &chain, &inputs, &[2, 3, 4])
+                .unwrap()
+                .unwrap()
+        };
+        let arguments = [
+            ("merge", ints(&[4, -1])),
+            ("split", ints(&[2, 2, 6])),
+            ("axes", ints(&[0])),
+        ];
+        // Copied once where the second merge cannot be a view, and once at the end.
+        let copies = plan(&steps, &arguments).views.len();
+        assert_eq!(copies, 2);
+        assert_chain_matches(steps, &arguments);
+        let steps = vec![
+            step("Reshape", &["x", "merge"], "a", None),
+            step("Squeeze", &["a"], "b", None),
+            step("Unsqueeze", &["b", "axes"], "c", None),
+        ];
+        let arguments = [("merge", ints(&[1, 24])), ("axes", ints(&[1]))];
+        let plan = plan(&steps, &arguments);
+        assert!(plan.views.iter().all(StridedView::is_identity));
+        assert_chain_matches(steps, &arguments);
+    }
+
+    /// NumPy's rule: split axes always take strides, merged ones only when they are one run.
+    #[test]
+    fn a_reshape_is_a_view_only_where_strides_express_it() {
+        let transposed = StridedView::whole(&[2, 3, 4]).permuted(&[0, 2, 1]);
+        assert_eq!(transposed.strides, [12, 1, 4]);
+        let split = transposed.reshaped(&[2, 2, 2, 3]).unwrap();
+        assert_eq!(split.strides, [12, 2, 1, 4]);
+        assert!(transposed.reshaped(&[2, 12]).is_none());
+        assert_eq!(
+            transposed.reshaped(&[1, 2, 4, 3, 1]).unwrap().strides[1..4],
+            [12, 1, 4]
+        );
+        let whole = StridedView::whole(&[2, 3, 4]);
+        assert!(whole.reshaped(&[6, 4]).unwrap().is_identity());
+        assert!(!transposed.is_identity());
+        assert!(!whole.picked(0, 0).is_identity());
+        let values: Vec<u32> = (0..24).collect();
+        let permuted = split.permuted(&[3, 1, 0, 2]);
+        assert_eq!(permuted.inverse().gather(&permuted.gather(&values)), values);
     }
 }

@@ -32,8 +32,38 @@ pub fn shape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
 /// `Reshape`: 0 copies the input's dimension (unless `allowzero`), -1 is inferred.
 pub fn reshape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let x = input(node, inputs, 0)?;
+    Ok(vec![x
+        .reshape(reshape_dims(node, x.dims(), inputs)?)
+        .at(node)?])
+}
+
+/// `Flatten` to two dimensions around `axis` (default 1).
+pub fn flatten(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let x = input(node, inputs, 0)?;
+    Ok(vec![x.reshape(flatten_dims(node, x.dims())).at(node)?])
+}
+
+/// The dimensions `Reshape`, `Flatten`, `Squeeze` or `Unsqueeze` gives data of `dims`, the
+/// node's other arguments in `inputs` (the data's place is not read); `None` for another
+/// operator. What a chain of views is planned from without moving data.
+pub fn view_dims(
+    node: &Node<'_>,
+    dims: &[usize],
+    inputs: &[Option<Tensor>],
+) -> Result<Option<Vec<usize>>> {
+    Ok(Some(match node.proto.op_type.as_str() {
+        "Reshape" => reshape_dims(node, dims, inputs)?,
+        "Flatten" => flatten_dims(node, dims),
+        "Squeeze" => squeeze_dims(node, dims, inputs)?,
+        "Unsqueeze" => unsqueeze_dims(node, dims, inputs)?,
+        _ => return Ok(None),
+    }))
+}
+
+fn reshape_dims(node: &Node<'_>, from: &[usize], inputs: &[Option<Tensor>]) -> Result<Vec<usize>> {
     let requested = int_values(input(node, inputs, 1)?, node)?;
     let allow_zero = node.int("allowzero").unwrap_or(0) == 1;
+    let count: usize = from.iter().product();
     let mut dims: Vec<usize> = Vec::with_capacity(requested.len());
     let mut inferred = None;
     for (index, &value) in requested.iter().enumerate() {
@@ -42,7 +72,7 @@ pub fn reshape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>
                 inferred = Some(index);
                 dims.push(1);
             }
-            0 if !allow_zero => dims.push(*x.dims().get(index).ok_or_else(|| {
+            0 if !allow_zero => dims.push(*from.get(index).ok_or_else(|| {
                 node.error(format!(
                     "shape {requested:?} copies dimension {index}, which the input lacks"
                 ))
@@ -51,24 +81,23 @@ pub fn reshape(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>
             v => return Err(node.error(format!("invalid dimension {v} in shape {requested:?}"))),
         }
     }
+    let cannot = || node.error(format!("cannot reshape {from:?} to {requested:?}"));
+    let known: usize = dims.iter().product();
     if let Some(index) = inferred {
-        let known: usize = dims.iter().product();
-        if known == 0 || x.elem_count() % known != 0 {
-            return Err(node.error(format!("cannot reshape {:?} to {requested:?}", x.dims())));
+        if known == 0 || !count.is_multiple_of(known) {
+            return Err(cannot());
         }
-        dims[index] = x.elem_count() / known;
+        dims[index] = count / known;
+    } else if known != count {
+        return Err(cannot());
     }
-    Ok(vec![x.reshape(dims).at(node)?])
+    Ok(dims)
 }
 
-/// `Flatten` to two dimensions around `axis` (default 1).
-pub fn flatten(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    let x = input(node, inputs, 0)?;
-    let split = clamp_index(node.int("axis").unwrap_or(1), x.rank());
-    let outer: usize = x.dims()[..split].iter().product();
-    Ok(vec![x
-        .reshape((outer, x.elem_count() / outer.max(1)))
-        .at(node)?])
+fn flatten_dims(node: &Node<'_>, from: &[usize]) -> Vec<usize> {
+    let split = clamp_index(node.int("axis").unwrap_or(1), from.len());
+    let outer: usize = from[..split].iter().product();
+    vec![outer, from[split..].iter().product()]
 }
 
 /// `Transpose` by `perm` (default: reversed axes).
@@ -145,36 +174,58 @@ fn axes_from(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Option<Vec<i6
 /// `Unsqueeze`: axes are positions in the output.
 pub fn unsqueeze(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let x = input(node, inputs, 0)?;
-    let requested = axes_from(node, inputs)?.ok_or_else(|| node.error("axes are required"))?;
-    let rank = x.rank() + requested.len();
-    let mut axes = requested
-        .iter()
-        .map(|&a| axis(a, rank, node))
-        .collect::<Result<Vec<_>>>()?;
-    axes.sort_unstable();
-    let mut y = x.clone();
-    for a in axes {
-        y = y.unsqueeze(a).at(node)?;
-    }
-    Ok(vec![y])
+    Ok(vec![x
+        .reshape(unsqueeze_dims(node, x.dims(), inputs)?)
+        .at(node)?])
 }
 
 /// `Squeeze` the given axes, or every axis of length 1.
 pub fn squeeze(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let x = input(node, inputs, 0)?;
-    let mut axes: Vec<usize> = match axes_from(node, inputs)? {
+    Ok(vec![x
+        .reshape(squeeze_dims(node, x.dims(), inputs)?)
+        .at(node)?])
+}
+
+fn unsqueeze_dims(
+    node: &Node<'_>,
+    from: &[usize],
+    inputs: &[Option<Tensor>],
+) -> Result<Vec<usize>> {
+    let requested = axes_from(node, inputs)?.ok_or_else(|| node.error("axes are required"))?;
+    let rank = from.len() + requested.len();
+    let mut axes = requested
+        .iter()
+        .map(|&a| axis(a, rank, node))
+        .collect::<Result<Vec<_>>>()?;
+    axes.sort_unstable();
+    let mut dims = from.to_vec();
+    for a in axes {
+        if a > dims.len() {
+            return Err(node.error(format!("axis {a} is out of range for rank {rank}")));
+        }
+        dims.insert(a, 1);
+    }
+    Ok(dims)
+}
+
+fn squeeze_dims(node: &Node<'_>, from: &[usize], inputs: &[Option<Tensor>]) -> Result<Vec<usize>> {
+    let axes: Vec<usize> = match axes_from(node, inputs)? {
         Some(axes) => axes
             .iter()
-            .map(|&a| axis(a, x.rank(), node))
+            .map(|&a| axis(a, from.len(), node))
             .collect::<Result<_>>()?,
-        None => (0..x.rank()).filter(|&a| x.dims()[a] == 1).collect(),
+        None => (0..from.len()).filter(|&a| from[a] == 1).collect(),
     };
-    axes.sort_unstable();
-    let mut y = x.clone();
-    for &a in axes.iter().rev() {
-        y = y.squeeze(a).at(node)?;
+    if let Some(&a) = axes.iter().find(|&&a| from[a] != 1) {
+        return Err(node.error(format!(
+            "cannot squeeze axis {a} of {from:?}: its length is not 1"
+        )));
     }
-    Ok(vec![y])
+    Ok((0..from.len())
+        .filter(|a| !axes.contains(a))
+        .map(|a| from[a])
+        .collect())
 }
 
 /// `Gather` along `axis` with indices of any shape (negative indices count from the end).
