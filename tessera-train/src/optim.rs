@@ -4,7 +4,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor, Var, WithDType};
 
-use super::storage::{self, span};
+use super::storage::{self, span, widest, Wide};
 use crate::{Error, Result};
 
 /// The update rule.
@@ -317,6 +317,7 @@ fn sum_of_squares<T: WithDType>(
 }
 
 impl Update<'_> {
+    #[inline(always)]
     fn apply<T: WithDType>(&self, values: &mut [T]) -> candle_core::Result<()> {
         let gradient = storage::values::<T>(self.gradient, "optimiser")?;
         if gradient.len() != values.len() {
@@ -393,6 +394,18 @@ impl Update<'_> {
     }
 }
 
+/// An update applied to a variable's values, as wide as the processor allows.
+struct Apply<'u, 'o, 'v, T>(&'u Update<'o>, &'v mut [T]);
+
+impl<T: WithDType> Wide for Apply<'_, '_, '_, T> {
+    type Output = candle_core::Result<()>;
+
+    #[inline(always)]
+    fn run(self) -> Self::Output {
+        self.0.apply(self.1)
+    }
+}
+
 impl InplaceOp1 for Update<'_> {
     fn name(&self) -> &'static str {
         "optimiser-update"
@@ -401,8 +414,8 @@ impl InplaceOp1 for Update<'_> {
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
         let (start, end) = span(layout, "optimiser")?;
         match storage {
-            CpuStorage::F32(values) => self.apply(&mut values[start..end]),
-            CpuStorage::F64(values) => self.apply(&mut values[start..end]),
+            CpuStorage::F32(values) => widest(Apply(self, &mut values[start..end])),
+            CpuStorage::F64(values) => widest(Apply(self, &mut values[start..end])),
             _ => candle_core::bail!("the optimiser updates float32 or float64 variables"),
         }
     }

@@ -25,6 +25,7 @@ struct GeluGradient;
 impl Kernel for Gelu {
     const NAME: &'static str = "GELU";
 
+    #[inline(always)]
     fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
         let &[x] = values else {
             candle_core::bail!("GELU takes one tensor");
@@ -33,15 +34,19 @@ impl Kernel for Gelu {
             T::from_f64(0.5),
             T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
         );
-        Ok(x.iter()
-            .map(|&v| half * v * (T::one() + (v * root_half).erf()))
-            .collect())
+        // Into a filled buffer, as the gradient below: collected, the loop stayed scalar.
+        let mut y = vec![T::zero(); x.len()];
+        for (out, &v) in y.iter_mut().zip(x) {
+            *out = half * v * (T::one() + (v * root_half).erf());
+        }
+        Ok(y)
     }
 }
 
 impl Kernel for GeluGradient {
     const NAME: &'static str = "GELU's gradient";
 
+    #[inline(always)]
     fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
         let &[x, y, grad] = values else {
             candle_core::bail!("GELU's gradient takes three tensors");

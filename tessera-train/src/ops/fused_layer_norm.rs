@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
 use crate::ops::elementary::{sum_by, sum_by_pairs};
-use crate::storage::{run_kernel, tensor_values, Kernel, Real};
+use crate::storage::{run_kernel, tensor_values, widest, Kernel, Real, Wide};
 
 /// Normalises each row of `width` trailing elements of `x` to zero mean and unit variance,
 /// then scales by `scale` and shifts by `bias` (both `[width]`).
@@ -54,6 +54,7 @@ struct LayerNorm {
 /// Mean and 1/√(variance + ε) of one row, in the row's own precision (as PyTorch computes a
 /// float32 layer norm): float64 arithmetic would not vectorise and made this operator half
 /// the cost of the dense layers around it.
+#[inline(always)]
 fn moments<T: Real>(row: &[T], epsilon: T) -> (T, T) {
     let count = T::from(row.len()).expect("a row length is a number");
     let mean = sum_by(row, |v| v) / count;
@@ -66,6 +67,7 @@ impl LayerNorm {
         T::from(self.epsilon).expect("ε is a number")
     }
 
+    #[inline(always)]
     fn forward<T: Real>(&self, x: &[T], scale: &[T], bias: &[T]) -> Vec<T> {
         let mut y = Vec::with_capacity(x.len());
         for row in x.chunks(self.width) {
@@ -81,6 +83,7 @@ impl LayerNorm {
     }
 
     /// The gradients of `x`, `scale` and `bias` from the output's gradient `grad`.
+    #[inline(always)]
     fn backward<T: Real>(&self, x: &[T], scale: &[T], grad: &[T]) -> [Vec<T>; 3] {
         let width = self.width;
         let count = T::from(width).expect("a row length is a number");
@@ -121,11 +124,12 @@ impl LayerNorm {
         scale: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dscale, dbias] = self.backward(
-            &tensor_values::<T>(x)?,
-            &tensor_values::<T>(scale)?,
-            &tensor_values::<T>(grad)?,
-        );
+        let [dx, dscale, dbias] = widest(Backward {
+            norm: self,
+            x: tensor_values::<T>(x)?,
+            scale: tensor_values::<T>(scale)?,
+            grad: tensor_values::<T>(grad)?,
+        });
         let device = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), device)?),
@@ -135,9 +139,27 @@ impl LayerNorm {
     }
 }
 
+/// The backward pass on its values, as wide as the processor allows.
+struct Backward<'n, T> {
+    norm: &'n LayerNorm,
+    x: Vec<T>,
+    scale: Vec<T>,
+    grad: Vec<T>,
+}
+
+impl<T: Real> Wide for Backward<'_, T> {
+    type Output = [Vec<T>; 3];
+
+    #[inline(always)]
+    fn run(self) -> Self::Output {
+        self.norm.backward(&self.x, &self.scale, &self.grad)
+    }
+}
+
 impl Kernel for LayerNorm {
     const NAME: &'static str = "layer normalisation";
 
+    #[inline(always)]
     fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
         let &[x, scale, bias] = values else {
             candle_core::bail!("layer normalisation takes three tensors");

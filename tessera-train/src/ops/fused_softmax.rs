@@ -32,6 +32,7 @@ struct SoftmaxGradient {
 impl Kernel for Softmax {
     const NAME: &'static str = "softmax";
 
+    #[inline(always)]
     fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
         let &[x] = values else {
             candle_core::bail!("softmax takes one tensor");
@@ -55,6 +56,7 @@ impl Kernel for Softmax {
 impl Kernel for SoftmaxGradient {
     const NAME: &'static str = "softmax's gradient";
 
+    #[inline(always)]
     fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
         let &[y, grad] = values else {
             candle_core::bail!("softmax's gradient takes two tensors");
