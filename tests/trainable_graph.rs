@@ -84,9 +84,9 @@ fn forward_matches_tract_on_every_zoo_model() {
     println!("worst difference from tract: {} ({})", worst.0, worst.1);
 }
 
-/// The transformers' spelled-out GELUs and their `MatMul`s with a bias run fused; asking for a
-/// tensor inside a GELU runs the model's own nodes, and both give the same outputs and
-/// gradients.
+/// The transformers' spelled-out GELUs, their `MatMul`s with a bias, their view chains and
+/// their attention run fused; asking for a tensor inside a GELU runs the model's own nodes,
+/// and both give the same outputs and gradients.
 #[test]
 fn fused_operators_compute_what_the_spelled_out_nodes_compute() {
     for id in [

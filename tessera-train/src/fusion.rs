@@ -9,6 +9,9 @@
 //! run as one dense layer. Two or more view operators in a row on learned data (attention's
 //! head split and merge) become one `Views` node of a domain of Tessera's own, holding the
 //! chain's nodes as a graph attribute: the backward pass then has one node for the chain.
+//! Scaled dot-product attention, `MatMul(Q, Kᵀ)` (either side, and the scores, possibly
+//! scaled by a number that does not learn) → `Softmax` over the last axis → `MatMul(·, V)`,
+//! becomes one `Attention` node of that domain.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,7 +19,9 @@ use tessera_onnx::float_values;
 use tessera_onnx::proto::attribute_proto::AttributeType;
 use tessera_onnx::proto::{AttributeProto, GraphProto, NodeProto};
 
-use crate::ops::fused_views::{CHAIN_ATTRIBUTE, FUSED_DOMAIN, VIEWS};
+use crate::ops::fused_attention::{ATTENTION, DIVIDES_ATTRIBUTE};
+use crate::ops::fused_chain::{CHAIN_ATTRIBUTE, FUSED_DOMAIN};
+use crate::ops::fused_views::VIEWS;
 
 /// Operators that only rearrange their data's elements (`Gather` when it picks one position),
 /// which a chain of runs as one node.
@@ -51,6 +56,7 @@ pub fn fuse(graph: &GraphProto, learned: &HashSet<String>) -> FusedNodes {
         let chain = match node.op_type.as_str() {
             "Erf" => finder.gelu(index),
             "MatMul" => finder.dense(index),
+            "Softmax" => finder.attention(index),
             op if VIEW_OPS.contains(&op) => finder.views(index),
             _ => None,
         };
@@ -267,7 +273,7 @@ impl<'g> ChainFinder<'g> {
     }
 }
 
-impl ChainFinder<'_> {
+impl<'g> ChainFinder<'g> {
     /// A `MatMul` by a weight matrix whose product alone is added to a bias of one value per
     /// column, as PyTorch's `Linear` is exported for inputs with batch dimensions: one `Gemm`
     /// whose `A` keeps those dimensions.
@@ -340,23 +346,114 @@ impl ChainFinder<'_> {
                 }
             }
         }
-        let chain = GraphProto {
-            node: nodes.iter().map(|&i| graph.node[i].clone()).collect(),
-            ..GraphProto::default()
-        };
         Some(Chain {
             op_type: VIEWS,
             what: "views",
             inputs,
-            nodes,
             domain: FUSED_DOMAIN,
-            attributes: vec![AttributeProto {
-                name: CHAIN_ATTRIBUTE.into(),
-                r#type: AttributeType::Graph as i32,
-                g: Some(chain),
-                ..AttributeProto::default()
-            }],
+            attributes: vec![chain_attribute(graph, &nodes)],
+            nodes,
         })
+    }
+
+    /// Attention around the `Softmax` node `softmax`: its scores a `MatMul` of Q and Kᵀ,
+    /// each side and the scores possibly scaled (`Mul`, or `Div` of the scores) by a tensor
+    /// that does not learn, its weights read only by a `MatMul` with V.
+    fn attention(&self, softmax: usize) -> Option<Chain> {
+        let graph = self.graph;
+        let node = &graph.node[softmax];
+        let last_axis = node
+            .attribute
+            .iter()
+            .any(|attribute| attribute.name == "axis" && attribute.i == -1);
+        let [scores] = node.input.as_slice() else {
+            return None;
+        };
+        if !last_axis || self.only_reader(scores)? != softmax {
+            return None;
+        }
+        let mut nodes = vec![softmax];
+        let mut factors = Vec::new();
+        let mut divides = Vec::new();
+        // A scaling of the scores, then the product itself.
+        let mut producer = *self.producer.get(scores.as_str())?;
+        if let Some((data, factor, divide)) = self.scaling(producer, true) {
+            if self.only_reader(data)? != producer {
+                return None;
+            }
+            nodes.push(producer);
+            factors.push(factor);
+            divides.push(i64::from(divide));
+            producer = *self.producer.get(data)?;
+        }
+        let product = &graph.node[producer];
+        let [a, b] = product.input.as_slice() else {
+            return None;
+        };
+        if product.op_type != "MatMul" || product.output.len() != 1 {
+            return None;
+        }
+        nodes.push(producer);
+        // Each side's own scaling, when the product alone reads it.
+        let mut side = |operand: &'g str| -> Option<&'g str> {
+            let scaling = *self.producer.get(operand)?;
+            match self.scaling(scaling, false) {
+                Some((data, factor, _)) if self.only_reader(operand) == Some(producer) => {
+                    nodes.push(scaling);
+                    factors.push(factor);
+                    divides.push(0);
+                    Some(data)
+                }
+                _ => None,
+            }
+        };
+        let q = side(a).unwrap_or(a);
+        let k_t = side(b).unwrap_or(b);
+        let weights = node.output.first()?;
+        let combine = self.only_reader(weights)?;
+        let combining = &graph.node[combine];
+        let [first, v] = combining.input.as_slice() else {
+            return None;
+        };
+        if combining.op_type != "MatMul" || first != weights || v == weights {
+            return None;
+        }
+        nodes.push(combine);
+        nodes.sort_unstable();
+        let mut inputs = vec![q.to_string(), k_t.to_string(), v.clone()];
+        inputs.extend(factors.iter().map(|factor| factor.to_string()));
+        Some(Chain {
+            op_type: ATTENTION,
+            what: "attention",
+            inputs,
+            domain: FUSED_DOMAIN,
+            attributes: vec![
+                chain_attribute(graph, &nodes),
+                AttributeProto {
+                    name: DIVIDES_ATTRIBUTE.into(),
+                    r#type: AttributeType::Ints as i32,
+                    ints: divides,
+                    ..AttributeProto::default()
+                },
+            ],
+            nodes,
+        })
+    }
+
+    /// `(data, factor, divides)` of a `Mul` (or, with `division`, a `Div`) at `index` whose
+    /// factor does not learn and whose data does (or, for a `Mul`, either order).
+    fn scaling(&self, index: usize, division: bool) -> Option<(&'g str, &'g str, bool)> {
+        let node = &self.graph.node[index];
+        let [a, b] = node.input.as_slice() else {
+            return None;
+        };
+        let fixed = |name: &str| !self.learned.contains(name);
+        match node.op_type.as_str() {
+            "Div" if division && fixed(b) && !fixed(a) => Some((a, b, true)),
+            "Mul" if fixed(b) && !fixed(a) => Some((a, b, false)),
+            "Mul" if fixed(a) && !fixed(b) => Some((b, a, false)),
+            _ => None,
+        }
     }
 
     /// The dimensions of the initializer `name` is, or is an `Identity` of.
@@ -369,6 +466,19 @@ impl ChainFinder<'_> {
             ("Identity", [source]) => self.initializer_dims(source),
             _ => None,
         }
+    }
+}
+
+/// The attribute carrying the chain of `graph`'s `nodes` a fused node replaces.
+fn chain_attribute(graph: &GraphProto, nodes: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: CHAIN_ATTRIBUTE.into(),
+        r#type: AttributeType::Graph as i32,
+        g: Some(GraphProto {
+            node: nodes.iter().map(|&i| graph.node[i].clone()).collect(),
+            ..GraphProto::default()
+        }),
+        ..AttributeProto::default()
     }
 }
 
@@ -643,6 +753,79 @@ mod tests {
             .all(|name| fused.hidden.contains(*name)));
         // Data that does not learn has no backward pass to save.
         assert_eq!(planned(&graph, &[]).len(), graph.node.len());
+    }
+
+    fn softmax(input: &str, output: &str, axis: i64) -> NodeProto {
+        NodeProto {
+            attribute: vec![AttributeProto {
+                name: "axis".into(),
+                r#type: AttributeType::Int as i32,
+                i: axis,
+                ..AttributeProto::default()
+            }],
+            ..node("Softmax", &[input], output)
+        }
+    }
+
+    #[test]
+    fn scaled_dot_product_attention_becomes_one_node() {
+        let learned = [
+            "q", "kt", "v", "qs", "ks", "scores", "scaled", "p", "o", "y",
+        ];
+        // Both exporters' form: each side scaled (the factor on either side of its Mul).
+        let graph = graph_of(
+            vec![
+                node("Mul", &["q", "s"], "qs"),
+                node("Mul", &["s", "kt"], "ks"),
+                node("MatMul", &["qs", "ks"], "scores"),
+                softmax("scores", "p", -1),
+                node("MatMul", &["p", "v"], "o"),
+                node("Relu", &["o"], "y"),
+            ],
+            vec![],
+            "y",
+        );
+        assert_eq!(
+            planned(&graph, &learned),
+            ["Attention(q,kt,v,s,s)->o", "Relu(o)->y"]
+        );
+        let fused = fuse(&graph, &learned.map(String::from).into());
+        let [chain, divides] = fused.nodes[0].attribute.as_slice() else {
+            panic!("an attention node carries its chain and which factors divide");
+        };
+        let ops: Vec<&str> = chain
+            .g
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type.as_str())
+            .collect();
+        assert_eq!(ops, ["Mul", "Mul", "MatMul", "Softmax", "MatMul"]);
+        assert_eq!(divides.ints, [0, 0]);
+        assert!(["qs", "ks", "scores", "p"]
+            .iter()
+            .all(|name| fused.hidden.contains(*name)));
+        // The scores divided by a number, the sides as they are.
+        let divided = |axis: i64, extra: Vec<NodeProto>| {
+            let mut nodes = vec![
+                node("MatMul", &["q", "kt"], "scores"),
+                node("Div", &["scores", "c"], "scaled"),
+                softmax("scaled", "p", axis),
+                node("MatMul", &["p", "v"], "o"),
+            ];
+            nodes.extend(extra);
+            graph_of(nodes, vec![], "o")
+        };
+        let fused = fuse(&divided(-1, vec![]), &learned.map(String::from).into());
+        assert_eq!(fused.nodes.len(), 1);
+        assert_eq!(fused.nodes[0].input, ["q", "kt", "v", "c"]);
+        assert_eq!(fused.nodes[0].attribute[1].ints, [1]);
+        // Not attention: a softmax over another axis, weights read twice, no learning.
+        assert_eq!(planned(&divided(1, vec![]), &learned).len(), 4);
+        let read_twice = divided(-1, vec![node("Relu", &["p"], "r")]);
+        assert_eq!(planned(&read_twice, &learned).len(), 5);
+        assert_eq!(planned(&divided(-1, vec![]), &[]).len(), 4);
     }
 
     #[test]

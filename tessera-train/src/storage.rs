@@ -2,7 +2,7 @@
 //! from candle operations: the fused operators and the optimiser's in-place update.
 
 use candle_core::{CpuStorage, Layout, Tensor, WithDType};
-use ndarray::LinalgScalar;
+use ndarray::{ArrayView2, LinalgScalar};
 use num_traits::Float;
 
 use crate::ops::elementary;
@@ -59,6 +59,11 @@ pub fn values<'s, T: WithDType>(
 /// A tensor's values in logical order (copied), for gradients computed by hand.
 pub fn tensor_values<T: WithDType>(tensor: &Tensor) -> candle_core::Result<Vec<T>> {
     tensor.flatten_all()?.to_vec1::<T>()
+}
+
+/// `values` as a matrix of `dims` (rows, columns), row after row.
+pub fn matrix<T>(values: &[T], dims: (usize, usize)) -> candle_core::Result<ArrayView2<'_, T>> {
+    ArrayView2::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
 }
 
 /// A computation on the values of a few tensors of one float type, giving new values.
@@ -138,6 +143,33 @@ pub fn run_kernel<K: Kernel>(
     }
 }
 
+/// Runs `kernel` on contiguous CPU tensors' values where they lie, without copying them out
+/// (as a backward pass receives its tensors), giving a tensor of `dims`.
+pub fn run_kernel_on<K: Kernel>(
+    kernel: &K,
+    tensors: &[&Tensor],
+    dims: impl Into<candle_core::Shape>,
+) -> candle_core::Result<Tensor> {
+    let name = K::NAME;
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let inputs = guards
+        .iter()
+        .map(|(storage, layout)| match &**storage {
+            candle_core::Storage::Cpu(values) => Ok((values, *layout)),
+            _ => candle_core::bail!("{name} runs on the CPU"),
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let device = tensors
+        .first()
+        .map(|tensor| tensor.device().clone())
+        .ok_or_else(|| candle_core::Error::Msg(format!("{name} needs its tensors")))?;
+    match run_kernel(kernel, &inputs)? {
+        CpuStorage::F32(values) => Tensor::from_vec(values, dims, &device),
+        CpuStorage::F64(values) => Tensor::from_vec(values, dims, &device),
+        _ => candle_core::bail!("{name} gives float32 or float64 values"),
+    }
+}
+
 /// Runs `kernel` on one tensor, giving a tensor of the same shape (a `CustomOp1`'s forward).
 pub fn run_elementwise<K: Kernel>(
     kernel: &K,
@@ -148,4 +180,38 @@ pub fn run_elementwise<K: Kernel>(
         run_kernel(kernel, &[(storage, layout)])?,
         layout.shape().clone(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::elementary::sum_by;
+
+    /// Exponentials, error functions and lane sums, the arithmetic of the fused kernels.
+    struct Arithmetic;
+
+    impl Kernel for Arithmetic {
+        const NAME: &'static str = "arithmetic";
+
+        #[inline(always)]
+        fn run<T: Real>(&self, inputs: &[&[T]]) -> candle_core::Result<Vec<T>> {
+            let values = inputs[0];
+            let total = sum_by(values, |v| v * v);
+            Ok(values
+                .iter()
+                .map(|&v| v.exponential() * v.erf() + total)
+                .collect())
+        }
+    }
+
+    /// The widest instructions give the results the baseline's give, bit for bit.
+    #[test]
+    fn kernels_give_the_same_values_however_wide_they_run() {
+        let values: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.013).sin() * 5.0).collect();
+        let storage = CpuStorage::F32(values.clone());
+        let layout = Layout::contiguous(values.len());
+        let wide = run_kernel(&Arithmetic, &[(&storage, &layout)]).unwrap();
+        let narrow = Arithmetic.run::<f32>(&[&values]).unwrap();
+        assert_eq!(wide.as_slice::<f32>().unwrap(), narrow.as_slice());
+    }
 }

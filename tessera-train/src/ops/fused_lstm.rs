@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
 
-use crate::storage::{run_kernel, tensor_values, Kernel, Real};
+use crate::storage::{matrix, run_kernel, tensor_values, Kernel, Real};
 
 /// Values kept per unit and step: h, c, the gates i, o, f, the candidate, and tanh(c).
 const KEPT: usize = 7;
@@ -235,7 +235,7 @@ impl LstmDirection {
         let (kept_values, gradient_values) =
             (tensor_values::<T>(states)?, tensor_values::<T>(gradient)?);
         let (d_inputs, d_recurrent, d_initial) = self.backward(
-            view2(&r, (4 * hidden, hidden))?,
+            matrix(&r, (4 * hidden, hidden))?,
             view3(&init, (2, batch, hidden))?,
             view3(&kept_values, (steps, batch, kept))?,
             view3(&gradient_values, (steps, batch, kept))?,
@@ -263,10 +263,6 @@ fn view3<T>(values: &[T], dims: (usize, usize, usize)) -> candle_core::Result<Ar
     ArrayView3::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
 }
 
-fn view2<T>(values: &[T], dims: (usize, usize)) -> candle_core::Result<ArrayView2<'_, T>> {
-    ArrayView2::from_shape(dims, values).map_err(|error| candle_core::Error::Msg(error.to_string()))
-}
-
 impl Kernel for LstmDirection {
     const NAME: &'static str = "an LSTM";
 
@@ -277,7 +273,7 @@ impl Kernel for LstmDirection {
         let (steps, batch, hidden) = (self.steps, self.batch, self.hidden);
         let states = self.forward(
             view3(inputs, (steps, batch, 4 * hidden))?,
-            view2(recurrent, (4 * hidden, hidden))?,
+            matrix(recurrent, (4 * hidden, hidden))?,
             view3(initial, (2, batch, hidden))?,
         );
         Ok(states.into_raw_vec_and_offset().0)

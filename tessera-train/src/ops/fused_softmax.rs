@@ -29,6 +29,29 @@ struct SoftmaxGradient {
     width: usize,
 }
 
+/// `row`'s softmax into `out` (of the same length), stabilised by the row's maximum.
+#[inline(always)]
+pub(crate) fn softmax_into<T: Real>(row: &[T], out: &mut [T]) {
+    let largest = row
+        .iter()
+        .copied()
+        .fold(T::neg_infinity(), num_traits::Float::max);
+    for (out, &v) in out.iter_mut().zip(row) {
+        *out = (v - largest).exponential();
+    }
+    let inverse = T::one() / sum_by(out, |v| v);
+    out.iter_mut().for_each(|v| *v *= inverse);
+}
+
+/// The gradient of one row's softmax `y` from its output's gradient `grad`, into `out`.
+#[inline(always)]
+pub(crate) fn softmax_gradient_into<T: Real>(y: &[T], grad: &[T], out: &mut [T]) {
+    let dot = sum_by_pairs(y, grad, |v, d| v * d);
+    for ((out, &v), &d) in out.iter_mut().zip(y).zip(grad) {
+        *out = v * (d - dot);
+    }
+}
+
 impl Kernel for Softmax {
     const NAME: &'static str = "softmax";
 
@@ -37,17 +60,9 @@ impl Kernel for Softmax {
         let &[x] = values else {
             candle_core::bail!("softmax takes one tensor");
         };
-        let mut y = Vec::with_capacity(x.len());
-        for row in x.chunks(self.width) {
-            let largest = row
-                .iter()
-                .copied()
-                .fold(T::neg_infinity(), num_traits::Float::max);
-            let start = y.len();
-            y.extend(row.iter().map(|&v| (v - largest).exponential()));
-            let total = sum_by(&y[start..], |v| v);
-            let inverse = T::one() / total;
-            y[start..].iter_mut().for_each(|v| *v *= inverse);
+        let mut y = vec![T::zero(); x.len()];
+        for (row, out) in x.chunks(self.width).zip(y.chunks_mut(self.width)) {
+            softmax_into(row, out);
         }
         Ok(y)
     }
@@ -61,10 +76,10 @@ impl Kernel for SoftmaxGradient {
         let &[y, grad] = values else {
             candle_core::bail!("softmax's gradient takes two tensors");
         };
-        let mut dx = Vec::with_capacity(y.len());
-        for (row, g) in y.chunks(self.width).zip(grad.chunks(self.width)) {
-            let dot = sum_by_pairs(row, g, |v, d| v * d);
-            dx.extend(row.iter().zip(g).map(|(&v, &d)| v * (d - dot)));
+        let mut dx = vec![T::zero(); y.len()];
+        let rows = y.chunks(self.width).zip(grad.chunks(self.width));
+        for ((row, g), out) in rows.zip(dx.chunks_mut(self.width)) {
+            softmax_gradient_into(row, g, out);
         }
         Ok(dx)
     }

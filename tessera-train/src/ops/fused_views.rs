@@ -12,20 +12,14 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use tessera_onnx::proto::GraphProto;
 
-use super::lookup;
+use super::fused_chain::{chain, record};
 use super::shape::{permutation, view_dims};
 use crate::node::{axis, int_values, Node, NodeResult};
 use crate::storage::span;
 use crate::Result;
 
-/// The domain of the operators only the fused plan uses.
-pub const FUSED_DOMAIN: &str = "ai.tessera.fused";
-
-/// The fused chain's operator name in [`FUSED_DOMAIN`].
+/// The fused chain's operator name in [`FUSED_DOMAIN`](super::fused_chain::FUSED_DOMAIN).
 pub const VIEWS: &str = "Views";
-
-/// The attribute holding the chain's own nodes, as a graph.
-pub const CHAIN_ATTRIBUTE: &str = "chain";
 
 /// Runs the chain in the node's `chain` attribute on its first input. The other inputs are
 /// the chain's shapes, axes and indices, by the names its nodes give them.
@@ -41,17 +35,9 @@ pub fn views(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
             return Ok(vec![x.apply_op1(ViewChain(Arc::new(plan))).at(node)?]);
         }
     }
-    Ok(vec![record(node, chain, inputs, x.clone())?])
-}
-
-/// The chain's own nodes.
-fn chain<'a>(node: &Node<'a>) -> Result<&'a GraphProto> {
-    node.proto
-        .attribute
-        .iter()
-        .find(|attribute| attribute.name == CHAIN_ATTRIBUTE)
-        .and_then(|attribute| attribute.g.as_ref())
-        .ok_or_else(|| node.error("a fused view chain needs its nodes"))
+    // Recorded step by step on other devices and types, and where a `Gather` picks several
+    // positions.
+    record(node, inputs)
 }
 
 /// The chain's step `proto` as a node, and its arguments: the fused node's inputs the step
@@ -76,27 +62,6 @@ fn step_of<'a>(
         }))
         .collect();
     Ok((step, arguments))
-}
-
-/// The chain run step by step, each step recorded by candle (on other devices and types, and
-/// where a `Gather` picks several positions).
-fn record(
-    node: &Node<'_>,
-    chain: &GraphProto,
-    inputs: &[Option<Tensor>],
-    mut value: Tensor,
-) -> Result<Tensor> {
-    for proto in &chain.node {
-        let (step, mut arguments) = step_of(node, proto, inputs)?;
-        arguments[0] = Some(value);
-        let op = lookup(&proto.domain, &proto.op_type)
-            .ok_or_else(|| step.error("unsupported operator"))?;
-        value = op(&step, &arguments)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| step.error("a view gives one tensor"))?;
-    }
-    Ok(value)
 }
 
 /// A strided view of a contiguous source: which of its positions, in what order.
@@ -463,7 +428,9 @@ impl CustomOp1 for ViewChainGradient {
 mod tests {
     use super::*;
     use crate::node::NEWEST_OPSET;
+    use crate::ops::fused_chain::{CHAIN_ATTRIBUTE, FUSED_DOMAIN};
     use crate::ops::largest_difference;
+    use crate::ops::lookup;
     use candle_core::{Device, Var};
     use tessera_onnx::proto::attribute_proto::AttributeType;
     use tessera_onnx::proto::{AttributeProto, GraphProto, NodeProto};

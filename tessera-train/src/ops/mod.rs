@@ -6,6 +6,8 @@ mod broadcast;
 mod convolution;
 pub(crate) mod elementary;
 mod elementwise;
+pub(crate) mod fused_attention;
+pub(crate) mod fused_chain;
 mod fused_gelu;
 mod fused_layer_norm;
 mod fused_lstm;
@@ -79,8 +81,12 @@ const REGISTRY: &[(&str, OpFn)] = &[
 
 /// The operator named `op_type` in `domain`, if supported.
 pub fn lookup(domain: &str, op_type: &str) -> Option<OpFn> {
-    if domain == fused_views::FUSED_DOMAIN {
-        return (op_type == fused_views::VIEWS).then_some(fused_views::views as OpFn);
+    if domain == fused_chain::FUSED_DOMAIN {
+        return match op_type {
+            fused_views::VIEWS => Some(fused_views::views as OpFn),
+            fused_attention::ATTENTION => Some(fused_attention::attention as OpFn),
+            _ => None,
+        };
     }
     if !(domain.is_empty() || domain == "ai.onnx") {
         return None;
