@@ -348,11 +348,11 @@ impl CustomOp3 for Attention {
 mod tests {
     use super::*;
     use crate::node::NEWEST_OPSET;
-    use crate::ops::fused_chain::{CHAIN_ATTRIBUTE, FUSED_DOMAIN};
-    use crate::ops::largest_difference;
+    use crate::ops::fused_chain::fused_node;
+    use crate::ops::{largest_difference, weighted_gradients};
     use candle_core::{Device, Var};
     use tessera_onnx::proto::attribute_proto::AttributeType;
-    use tessera_onnx::proto::{AttributeProto, GraphProto, NodeProto};
+    use tessera_onnx::proto::{AttributeProto, NodeProto};
 
     fn step(op: &str, inputs: &[&str], output: &str) -> NodeProto {
         NodeProto {
@@ -397,30 +397,14 @@ mod tests {
             step("Softmax", &["scaled"], "weights"),
             step("MatMul", &["weights", "v"], "out"),
         ];
-        let proto = NodeProto {
-            op_type: ATTENTION.into(),
-            domain: FUSED_DOMAIN.into(),
-            input: ["q", "kt", "v", "c", "a", "b"].map(String::from).to_vec(),
-            output: vec!["out".into()],
-            attribute: vec![
-                AttributeProto {
-                    name: CHAIN_ATTRIBUTE.into(),
-                    r#type: AttributeType::Graph as i32,
-                    g: Some(GraphProto {
-                        node: chain,
-                        ..GraphProto::default()
-                    }),
-                    ..AttributeProto::default()
-                },
-                AttributeProto {
-                    name: DIVIDES_ATTRIBUTE.into(),
-                    r#type: AttributeType::Ints as i32,
-                    ints: vec![1, 0, 0],
-                    ..AttributeProto::default()
-                },
-            ],
-            ..NodeProto::default()
+        let divides = AttributeProto {
+            name: DIVIDES_ATTRIBUTE.into(),
+            r#type: AttributeType::Ints as i32,
+            ints: vec![1, 0, 0],
+            ..AttributeProto::default()
         };
+        let inputs = ["q", "kt", "v", "c", "a", "b"];
+        let proto = fused_node(ATTENTION, &inputs, "out", chain, vec![divides]);
         let node = Node {
             proto: &proto,
             device: &device,
@@ -452,18 +436,8 @@ mod tests {
                 assert!(largest_difference(&fused, &direct) <= 1e-7);
             }
             assert!(largest_difference(&fused, &recorded) <= 1e-6);
-            let weights = Tensor::arange(0f32, fused.elem_count() as f32, &device)
-                .and_then(|w| w.reshape(fused.dims()))
-                .and_then(|w| w.affine(0.01, -0.5))
-                .unwrap();
             let gradients = |y: &Tensor| {
-                let store = (y * &weights)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                [&q, &k_t, &v].map(|var| store.get(var.as_tensor()).unwrap().clone())
+                weighted_gradients(y, &[q.as_tensor(), k_t.as_tensor(), v.as_tensor()])
             };
             for (fused, recorded) in gradients(&fused).iter().zip(&gradients(&recorded)) {
                 assert!(largest_difference(fused, recorded) <= 1e-5);

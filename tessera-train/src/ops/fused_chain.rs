@@ -61,3 +61,33 @@ pub fn record(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>>
     }
     Ok(outputs)
 }
+
+/// A fused node of `op_type` reading `inputs`, carrying `chain` and `attributes`, for tests.
+#[cfg(test)]
+pub(crate) fn fused_node(
+    op_type: &str,
+    inputs: &[&str],
+    output: &str,
+    chain: Vec<tessera_onnx::proto::NodeProto>,
+    attributes: Vec<tessera_onnx::proto::AttributeProto>,
+) -> tessera_onnx::proto::NodeProto {
+    use tessera_onnx::proto::attribute_proto::AttributeType;
+    use tessera_onnx::proto::{AttributeProto, NodeProto};
+    let chain = AttributeProto {
+        name: CHAIN_ATTRIBUTE.into(),
+        r#type: AttributeType::Graph as i32,
+        g: Some(GraphProto {
+            node: chain,
+            ..GraphProto::default()
+        }),
+        ..AttributeProto::default()
+    };
+    NodeProto {
+        op_type: op_type.into(),
+        domain: FUSED_DOMAIN.into(),
+        input: inputs.iter().map(|name| name.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: std::iter::once(chain).chain(attributes).collect(),
+        ..NodeProto::default()
+    }
+}

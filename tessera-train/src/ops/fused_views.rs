@@ -32,7 +32,11 @@ pub fn views(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> 
     if x.device().is_cpu() && x.dtype().is_float() {
         if let Some(plan) = ViewPlan::of(node, chain, inputs, x.dims())? {
             let x = x.contiguous().at(node)?;
-            return Ok(vec![x.apply_op1(ViewChain(Arc::new(plan))).at(node)?]);
+            let op = ViewChain {
+                plan: Arc::new(plan),
+                backward: false,
+            };
+            return Ok(vec![x.apply_op1(op).at(node)?]);
         }
     }
     // Recorded step by step on other devices and types, and where a `Gather` picks several
@@ -364,15 +368,20 @@ fn on_storage(
     })
 }
 
-/// The chain's result, tied to its data for the backward pass.
-struct ViewChain(Arc<ViewPlan>);
-
-/// The chain's gradient, scattered back to its data's shape.
-struct ViewChainGradient(Arc<ViewPlan>);
+/// The chain run on its data (forward), tied to it for the backward pass; or (backward) the
+/// chain's gradient scattered back to its data's shape.
+struct ViewChain {
+    plan: Arc<ViewPlan>,
+    backward: bool,
+}
 
 impl CustomOp1 for ViewChain {
     fn name(&self) -> &'static str {
-        "views"
+        if self.backward {
+            "views-gradient"
+        } else {
+            "views"
+        }
     }
 
     fn cpu_fwd(
@@ -380,7 +389,16 @@ impl CustomOp1 for ViewChain {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let plan = &self.0;
+        let plan = &self.plan;
+        if self.backward {
+            let values = on_storage(
+                storage,
+                layout,
+                |gradient| plan.backward(gradient),
+                |gradient| plan.backward(gradient),
+            )?;
+            return Ok((values, Shape::from(plan.input.as_slice())));
+        }
         let values = on_storage(
             storage,
             layout,
@@ -397,30 +415,10 @@ impl CustomOp1 for ViewChain {
         gradient: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let gradient = gradient.contiguous()?;
-        Ok(Some(
-            gradient.apply_op1_no_bwd(&ViewChainGradient(self.0.clone()))?,
-        ))
-    }
-}
-
-impl CustomOp1 for ViewChainGradient {
-    fn name(&self) -> &'static str {
-        "views-gradient"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let plan = &self.0;
-        let values = on_storage(
-            storage,
-            layout,
-            |gradient| plan.backward(gradient),
-            |gradient| plan.backward(gradient),
-        )?;
-        Ok((values, Shape::from(plan.input.as_slice())))
+        Ok(Some(gradient.apply_op1_no_bwd(&ViewChain {
+            plan: self.plan.clone(),
+            backward: true,
+        })?))
     }
 }
 
@@ -428,9 +426,9 @@ impl CustomOp1 for ViewChainGradient {
 mod tests {
     use super::*;
     use crate::node::NEWEST_OPSET;
-    use crate::ops::fused_chain::{CHAIN_ATTRIBUTE, FUSED_DOMAIN};
-    use crate::ops::largest_difference;
+    use crate::ops::fused_chain::fused_node;
     use crate::ops::lookup;
+    use crate::ops::{largest_difference, weighted_gradients};
     use candle_core::{Device, Var};
     use tessera_onnx::proto::attribute_proto::AttributeType;
     use tessera_onnx::proto::{AttributeProto, GraphProto, NodeProto};
@@ -458,25 +456,10 @@ mod tests {
         let device = Device::Cpu;
         let values: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
         let x = Var::from_vec(values, (2, 3, 4), &device).unwrap();
-        let proto = NodeProto {
-            op_type: VIEWS.into(),
-            domain: FUSED_DOMAIN.into(),
-            input: std::iter::once("x")
-                .chain(arguments.iter().map(|(name, _)| *name))
-                .map(String::from)
-                .collect(),
-            output: vec!["y".into()],
-            attribute: vec![AttributeProto {
-                name: CHAIN_ATTRIBUTE.into(),
-                r#type: AttributeType::Graph as i32,
-                g: Some(GraphProto {
-                    node: steps.clone(),
-                    ..GraphProto::default()
-                }),
-                ..AttributeProto::default()
-            }],
-            ..NodeProto::default()
-        };
+        let inputs: Vec<&str> = std::iter::once("x")
+            .chain(arguments.iter().map(|(name, _)| *name))
+            .collect();
+        let proto = fused_node(VIEWS, &inputs, "y", steps.clone(), Vec::new());
         let node = Node {
             proto: &proto,
             device: &device,
@@ -506,18 +489,7 @@ mod tests {
         }
         assert_eq!(fused.dims(), spelled_out.dims());
         assert_eq!(largest_difference(&fused, &spelled_out), 0.0);
-        let weights = Tensor::arange(0f32, fused.elem_count() as f32, &device)
-            .and_then(|w| w.reshape(fused.dims()))
-            .unwrap();
-        let gradient = |y: &Tensor| {
-            let store = (y * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            store.get(x.as_tensor()).unwrap().clone()
-        };
+        let gradient = |y: &Tensor| weighted_gradients(y, &[x.as_tensor()]).remove(0);
         let difference = largest_difference(&gradient(&fused), &gradient(&spelled_out));
         assert_eq!(difference, 0.0, "{steps:?}");
     }

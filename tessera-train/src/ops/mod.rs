@@ -124,3 +124,19 @@ fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
         .and_then(|d| d.to_scalar::<f32>())
         .unwrap()
 }
+
+/// The gradients of `of` for a weighted sum of `y` (weights all different), for tests.
+#[cfg(test)]
+fn weighted_gradients(y: &Tensor, of: &[&Tensor]) -> Vec<Tensor> {
+    let weights = Tensor::arange(0f32, y.elem_count() as f32, y.device())
+        .and_then(|w| w.reshape(y.dims()))
+        .and_then(|w| w.affine(0.01, -0.5))
+        .unwrap();
+    let store = (y * &weights)
+        .and_then(|weighted| weighted.sum_all())
+        .and_then(|total| total.backward())
+        .unwrap();
+    of.iter()
+        .map(|tensor| store.get(tensor).unwrap().clone())
+        .collect()
+}
