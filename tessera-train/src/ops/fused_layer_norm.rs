@@ -2,10 +2,10 @@
 //! primitives it takes about ten passes over the activations forward and twenty backward,
 //! each allocating; this takes one forward and one backward.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use crate::ops::elementary::{sum_by, sum_by_pairs};
-use crate::storage::{run_kernel, tensor_values, widest, Kernel, Real, Wide};
+use crate::storage::{run_kernel, run_kernel_on, Kernel, Real};
 
 /// Normalises each row of `width` trailing elements of `x` to zero mean and unit variance,
 /// then scales by `scale` and shifts by `bias` (both `[width]`).
@@ -87,7 +87,8 @@ impl LayerNorm {
     fn backward<T: Real>(&self, x: &[T], scale: &[T], grad: &[T]) -> [Vec<T>; 3] {
         let width = self.width;
         let count = T::from(width).expect("a row length is a number");
-        let mut dx = Vec::with_capacity(x.len());
+        // Room for the scale's and the bias's gradients after it (see `LayerNormGradient`).
+        let mut dx = Vec::with_capacity(x.len() + 2 * width);
         let mut dscale = vec![T::zero(); width];
         let mut dbias = vec![T::zero(); width];
         let mut normalised = vec![T::zero(); width];
@@ -118,41 +119,45 @@ impl LayerNorm {
         [dx, dscale, dbias]
     }
 
-    fn gradients<T: Real>(
+    /// The gradients of `x`, `scale` and `bias`, read where the tensors lie.
+    fn gradients(
         &self,
         x: &Tensor,
         scale: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dscale, dbias] = widest(Backward {
-            norm: self,
-            x: tensor_values::<T>(x)?,
-            scale: tensor_values::<T>(scale)?,
-            grad: tensor_values::<T>(grad)?,
-        });
-        let device = x.device();
+        let (count, width) = (x.elem_count(), self.width);
+        let (values, scale, grad) = (x.contiguous()?, scale.contiguous()?, grad.contiguous()?);
+        let all = run_kernel_on(
+            &LayerNormGradient(*self),
+            &[&values, &scale, &grad],
+            count + 2 * width,
+        )?;
         Ok((
-            Some(Tensor::from_vec(dx, x.shape(), device)?),
-            Some(Tensor::from_vec(dscale, self.width, device)?),
-            Some(Tensor::from_vec(dbias, self.width, device)?),
+            Some(all.narrow(0, 0, count)?.reshape(x.shape())?),
+            Some(all.narrow(0, count, width)?),
+            Some(all.narrow(0, count + width, width)?),
         ))
     }
 }
 
-/// The backward pass on its values, as wide as the processor allows.
-struct Backward<'n, T> {
-    norm: &'n LayerNorm,
-    x: Vec<T>,
-    scale: Vec<T>,
-    grad: Vec<T>,
-}
+/// The backward pass: the gradients of `x`, `scale` and `bias`, one after the other.
+struct LayerNormGradient(LayerNorm);
 
-impl<T: Real> Wide for Backward<'_, T> {
-    type Output = [Vec<T>; 3];
+impl Kernel for LayerNormGradient {
+    const NAME: &'static str = "layer normalisation's gradient";
 
     #[inline(always)]
-    fn run(self) -> Self::Output {
-        self.norm.backward(&self.x, &self.scale, &self.grad)
+    fn run<T: Real>(&self, values: &[&[T]]) -> candle_core::Result<Vec<T>> {
+        let &[x, scale, grad] = values else {
+            candle_core::bail!(
+                "layer normalisation's gradient takes x, the scale and the gradient"
+            );
+        };
+        let [mut all, dscale, dbias] = self.0.backward(x, scale, grad);
+        all.extend(dscale);
+        all.extend(dbias);
+        Ok(all)
     }
 }
 
@@ -197,13 +202,7 @@ impl CustomOp3 for LayerNorm {
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        match x.dtype() {
-            DType::F32 => self.gradients::<f32>(x, scale, grad),
-            DType::F64 => self.gradients::<f64>(x, scale, grad),
-            other => {
-                candle_core::bail!("layer normalisation needs float32 or float64, not {other:?}")
-            }
-        }
+        self.gradients(x, scale, grad)
     }
 }
 

@@ -334,6 +334,16 @@ impl ViewPlan {
         self.views.last().map_or(&self.input, |view| &view.dims)
     }
 
+    /// The chain's values from its data's, or (`backward`) the data's gradient from the
+    /// chain's.
+    fn run<T: Copy + num_traits::Zero>(&self, values: &[T], backward: bool) -> Vec<T> {
+        if backward {
+            self.backward(values)
+        } else {
+            self.forward(values)
+        }
+    }
+
     /// The chain's values from its data's.
     fn forward<T: Copy>(&self, data: &[T]) -> Vec<T> {
         let mut values: Option<Vec<T>> = None;
@@ -389,23 +399,19 @@ impl CustomOp1 for ViewChain {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let plan = &self.plan;
-        if self.backward {
-            let values = on_storage(
-                storage,
-                layout,
-                |gradient| plan.backward(gradient),
-                |gradient| plan.backward(gradient),
-            )?;
-            return Ok((values, Shape::from(plan.input.as_slice())));
-        }
+        let (plan, backward) = (&self.plan, self.backward);
         let values = on_storage(
             storage,
             layout,
-            |data| plan.forward(data),
-            |data| plan.forward(data),
+            |values| plan.run(values, backward),
+            |values| plan.run(values, backward),
         )?;
-        Ok((values, Shape::from(plan.output())))
+        let dims = if backward {
+            &plan.input[..]
+        } else {
+            plan.output()
+        };
+        Ok((values, Shape::from(dims)))
     }
 
     fn bwd(
