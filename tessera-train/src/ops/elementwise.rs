@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor};
 
 use super::broadcast::{rows_broadcast, BroadcastOp};
-use super::{input, Node};
+use super::{input, single_value, Node};
 use crate::node::{int_values, NodeResult};
 use crate::Result;
 
@@ -34,16 +34,10 @@ fn with_constant_number(
             && !c.track_op()
             && c.rank() <= x.rank()
     };
-    let value = |c: &Tensor| -> candle_core::Result<f64> {
-        c.to_dtype(DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()
-            .map(|v| v[0])
-    };
     if number(a, b) {
-        Ok(Some((a.clone(), value(b)?, Side::Right)))
+        Ok(Some((a.clone(), single_value(b)?, Side::Right)))
     } else if number(b, a) {
-        Ok(Some((b.clone(), value(a)?, Side::Left)))
+        Ok(Some((b.clone(), single_value(a)?, Side::Left)))
     } else {
         Ok(None)
     }
@@ -105,11 +99,7 @@ pub fn div(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
 pub fn pow(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     let (base, exponent) = (input(node, inputs, 0)?, input(node, inputs, 1)?);
     if exponent.elem_count() == 1 {
-        let value = exponent
-            .to_dtype(DType::F64)
-            .and_then(|e| e.flatten_all())
-            .and_then(|e| e.to_vec1::<f64>())
-            .at(node)?[0];
+        let value = single_value(exponent).at(node)?;
         if value == 2.0 {
             return Ok(vec![base.sqr().at(node)?]);
         }

@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor, WithDTyp
 use super::fused_chain::record;
 use super::fused_softmax::{softmax_gradient_into, softmax_into};
 use super::linalg::{product_into, Operands, Sizes};
+use super::single_value;
 use crate::node::{Node, NodeResult};
 use crate::storage::{run_kernel, run_kernel_on, Kernel, Real};
 use crate::Result;
@@ -34,20 +35,12 @@ pub fn attention(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tenso
     let same_kind = [k_t, v]
         .iter()
         .all(|t| t.dtype() == q.dtype() && t.device().same_device(q.device()));
-    if let (Some(op), true, true, true) = (
-        Attention::of_shapes(q.dims(), k_t.dims(), v.dims()),
-        scalars,
-        same_kind,
-        q.device().is_cpu() && q.dtype().is_float(),
-    ) {
+    let applies = scalars && same_kind && q.device().is_cpu() && q.dtype().is_float();
+    if let Some(op) = Attention::of_shapes(q.dims(), k_t.dims(), v.dims()).filter(|_| applies) {
         let divides = node.ints(DIVIDES_ATTRIBUTE).unwrap_or_default();
         let mut scale = 1.0;
         for (index, factor) in factors.iter().flatten().enumerate() {
-            let value = factor
-                .flatten_all()
-                .and_then(|f| f.to_dtype(candle_core::DType::F64))
-                .and_then(|f| f.to_vec1::<f64>())
-                .at(node)?[0];
+            let value = single_value(factor).at(node)?;
             scale = if divides.get(index) == Some(&1) {
                 scale / value
             } else {

@@ -102,6 +102,15 @@ pub fn supported() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|(name, _)| *name)
 }
 
+/// The value of a tensor of one element (any float or integer type), as a float64.
+fn single_value(tensor: &Tensor) -> candle_core::Result<f64> {
+    tensor
+        .to_dtype(candle_core::DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()
+        .map(|values| values[0])
+}
+
 /// Input `index`, which the operator requires.
 fn input<'t>(node: &Node<'_>, inputs: &'t [Option<Tensor>], index: usize) -> Result<&'t Tensor> {
     inputs
