@@ -49,6 +49,123 @@ pub fn merge_duplicate_constants(graph: &mut GraphProto) -> usize {
     merged.len()
 }
 
+/// Gives every `BatchNormalization` node its own initializer for each per-channel input
+/// (scale, bias, running mean and variance) that it shares with another node or input, or
+/// reads through `Identity` nodes. Exporters merge initializers whose values are equal — an
+/// untrained network's normalisations all start at scale 1, bias 0, mean 0, variance 1, so a
+/// running variance may be read from another layer's scale — but each layer learns its own
+/// parameters and measures its own statistics. The copies are named `<node>.<input>` (made
+/// unique); `Identity` nodes and initializers no longer read are removed. Nothing the model
+/// computes changes. Returns how many copies were made.
+pub fn untie_batch_normalization(graph: &mut GraphProto) -> usize {
+    const ROLES: [&str; 4] = ["scale", "bias", "running_mean", "running_var"];
+    let initializers: HashMap<String, usize> = graph
+        .initializer
+        .iter()
+        .enumerate()
+        .map(|(index, i)| (i.name.clone(), index))
+        .collect();
+    let aliases: HashMap<String, String> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Identity" && n.domain.is_empty() && n.input.len() == 1)
+        .filter_map(|n| Some((n.output.first()?.clone(), n.input[0].clone())))
+        .collect();
+    // The initializer a tensor is, directly or through Identity nodes.
+    let source = |name: &str| -> Option<usize> {
+        let mut name = name;
+        for _ in 0..=aliases.len() {
+            if let Some(&index) = initializers.get(name) {
+                return Some(index);
+            }
+            name = aliases.get(name)?;
+        }
+        None
+    };
+    let mut readers: HashMap<String, usize> = HashMap::new();
+    for node in &graph.node {
+        for input in &node.input {
+            *readers.entry(input.clone()).or_default() += 1;
+        }
+    }
+    let mut taken: std::collections::HashSet<String> = initializers
+        .keys()
+        .cloned()
+        .chain(graph.node.iter().flat_map(|n| n.output.iter().cloned()))
+        .collect();
+    let mut copies = Vec::new();
+    for (index, node) in graph.node.iter_mut().enumerate() {
+        if node.op_type != "BatchNormalization" || !node.domain.is_empty() {
+            continue;
+        }
+        let label = if node.name.is_empty() {
+            format!("batch_normalization_{index}")
+        } else {
+            node.name.clone()
+        };
+        for (slot, role) in (1..node.input.len().min(5)).zip(ROLES) {
+            let name = &node.input[slot];
+            let Some(from) = source(name) else {
+                continue;
+            };
+            let own = initializers.contains_key(name) && readers.get(name) == Some(&1);
+            if own {
+                continue;
+            }
+            let mut copy_name = format!("{label}.{role}");
+            let mut suffix = 1;
+            while taken.contains(&copy_name) {
+                suffix += 1;
+                copy_name = format!("{label}.{role}.{suffix}");
+            }
+            taken.insert(copy_name.clone());
+            let mut copy = graph.initializer[from].clone();
+            copy.name.clone_from(&copy_name);
+            copies.push(copy);
+            node.input[slot] = copy_name;
+        }
+    }
+    let made = copies.len();
+    graph.initializer.extend(copies);
+    if made > 0 {
+        remove_unread(graph);
+    }
+    made
+}
+
+/// Removes the `Identity` nodes and initializers nothing reads (graph outputs are read), until
+/// none is left.
+fn remove_unread(graph: &mut GraphProto) {
+    loop {
+        let mut read = std::collections::HashSet::new();
+        names_read(&graph.node, &mut read);
+        read.extend(graph.output.iter().map(|o| o.name.clone()));
+        // An initializer declared as a graph input stays, or the input would need a value.
+        read.extend(graph.input.iter().map(|i| i.name.clone()));
+        let before = graph.node.len() + graph.initializer.len();
+        graph.node.retain(|n| {
+            n.op_type != "Identity" || n.output.iter().any(|output| read.contains(output))
+        });
+        graph.initializer.retain(|i| read.contains(&i.name));
+        if graph.node.len() + graph.initializer.len() == before {
+            return;
+        }
+    }
+}
+
+/// Every name `nodes` read, in their subgraphs too (whose outputs may name an outer value).
+fn names_read(nodes: &[NodeProto], read: &mut std::collections::HashSet<String>) {
+    for node in nodes {
+        read.extend(node.input.iter().cloned());
+        for attribute in &node.attribute {
+            for graph in attribute.g.iter().chain(attribute.graphs.iter()) {
+                names_read(&graph.node, read);
+                read.extend(graph.output.iter().map(|o| o.name.clone()));
+            }
+        }
+    }
+}
+
 /// Points every input of `nodes` (and of the nodes of their subgraphs, and the outputs of
 /// those subgraphs, which may name an outer value) named in `renamed` at its new name.
 fn rewire(nodes: &mut [NodeProto], renamed: &HashMap<String, String>) {
@@ -163,5 +280,88 @@ mod tests {
             0,
             "nothing left to merge"
         );
+    }
+
+    fn initializer(name: &str, value: f32) -> crate::proto::TensorProto {
+        crate::proto::TensorProto {
+            name: name.into(),
+            dims: vec![2],
+            data_type: 1,
+            float_data: vec![value, value],
+            ..Default::default()
+        }
+    }
+
+    fn normalisation(name: &str, x: &str, inputs: [&str; 4]) -> NodeProto {
+        let mut input = vec![x.to_string()];
+        input.extend(inputs.iter().map(|i| i.to_string()));
+        NodeProto {
+            name: name.into(),
+            op_type: "BatchNormalization".into(),
+            input,
+            output: vec![format!("{name}_out")],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn normalisations_get_their_own_parameters_and_statistics() {
+        // Two layers whose exporter merged equal tensors: one scale for both, one bias that is
+        // also the running mean, and a running variance read through an Identity of the scale.
+        let mut graph = GraphProto {
+            node: vec![
+                NodeProto {
+                    op_type: "Identity".into(),
+                    input: vec!["ones".into()],
+                    output: vec!["var_alias".into()],
+                    ..Default::default()
+                },
+                normalisation("bn_a", "x", ["ones", "zeros", "zeros", "var_alias"]),
+                normalisation("bn_b", "bn_a_out", ["ones", "own_bias", "mean_b", "var_b"]),
+            ],
+            initializer: vec![
+                initializer("ones", 1.0),
+                initializer("zeros", 0.0),
+                initializer("own_bias", 0.5),
+                initializer("mean_b", 0.25),
+                initializer("var_b", 2.0),
+            ],
+            output: vec![ValueInfoProto {
+                name: "bn_b_out".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(untie_batch_normalization(&mut graph), 5);
+        let read: Vec<Vec<&str>> = graph
+            .node
+            .iter()
+            .map(|n| n.input.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            read,
+            [
+                vec![
+                    "x",
+                    "bn_a.scale",
+                    "bn_a.bias",
+                    "bn_a.running_mean",
+                    "bn_a.running_var"
+                ],
+                vec!["bn_a_out", "bn_b.scale", "own_bias", "mean_b", "var_b"],
+            ],
+            "the Identity is gone, each shared input has its own copy"
+        );
+        let values = |name: &str| {
+            graph
+                .initializer
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| i.float_data.clone())
+        };
+        assert_eq!(values("bn_a.running_var"), Some(vec![1.0, 1.0]));
+        assert_eq!(values("bn_a.running_mean"), Some(vec![0.0, 0.0]));
+        assert_eq!(values("ones"), None, "no longer read");
+        assert_eq!(untie_batch_normalization(&mut graph), 0, "nothing shared");
     }
 }

@@ -95,6 +95,7 @@ pub struct TrainableGraph {
     device: Device,
     constants: HashMap<String, Tensor>,
     variables: Vec<(String, Var)>,
+    statistics: Vec<(String, Var)>,
     learned: HashSet<String>,
     fused: fusion::FusedNodes,
     fake_quantisation: FakeQuantisation,
@@ -118,15 +119,22 @@ impl TrainableGraph {
                 ))
                 .into());
         }
+        let model = &untied(model)?;
+        let running = running_statistics(model);
         let mut constants = HashMap::new();
         let mut variables = Vec::new();
+        let mut statistics = Vec::new();
         for initializer in &model.graph().initializer {
             let tensor = node::decode_tensor(initializer, &device).map_err(|message| {
                 model.error(format!("initializer {:?}: {message}", initializer.name))
             })?;
             let learnable = matches!(dtype_of(initializer.data_type), HostDType::F32)
                 && trainable.includes(initializer);
-            if learnable {
+            if running.contains(initializer.name.as_str()) {
+                let var =
+                    Var::from_tensor(&tensor).map_err(|error| model.error(error.to_string()))?;
+                statistics.push((initializer.name.clone(), var));
+            } else if learnable {
                 let var =
                     Var::from_tensor(&tensor).map_err(|error| model.error(error.to_string()))?;
                 variables.push((initializer.name.clone(), var));
@@ -154,6 +162,7 @@ impl TrainableGraph {
             device,
             constants,
             variables,
+            statistics,
             learned,
             fused,
             fake_quantisation: FakeQuantisation::default(),
@@ -208,6 +217,14 @@ impl TrainableGraph {
         &self.variables
     }
 
+    /// The running means and variances of the graph's `BatchNormalization` nodes, by name:
+    /// statistics, not weights, so no gradient trains them; a training forward pass measures
+    /// them ([`forward_training`](Self::forward_training)) and
+    /// [`update_statistics`](Self::update_statistics) moves them.
+    pub fn statistics(&self) -> &[(String, Var)] {
+        &self.statistics
+    }
+
     /// Whether initializer `name` is a table whose rows are looked up (the data input of a
     /// `Gather`: token embeddings, position tables).
     pub fn is_lookup_table(&self, name: &str) -> bool {
@@ -224,7 +241,52 @@ impl TrainableGraph {
     /// Evaluates the graph on `inputs` (one per model input, in order) and returns the tensors
     /// named in `outputs` — graph outputs or any intermediate tensor — connected to the
     /// variables for backpropagation.
+    ///
+    /// Every `BatchNormalization` normalises with its running statistics, as at inference.
     pub fn forward(&self, inputs: &[HostTensor], outputs: &[String]) -> Result<Vec<Tensor>> {
+        self.evaluate(inputs, outputs, false)
+            .map(|(values, _)| values)
+    }
+
+    /// [`forward`](Self::forward) as a training step runs it: every `BatchNormalization`
+    /// normalises with the batch's own statistics (gradients flow through them, as in
+    /// PyTorch's train mode) and reports its running statistics moved towards them by its
+    /// `momentum`, for [`update_statistics`](Self::update_statistics).
+    pub fn forward_training(
+        &self,
+        inputs: &[HostTensor],
+        outputs: &[String],
+    ) -> Result<(Vec<Tensor>, BatchStatistics)> {
+        self.evaluate(inputs, outputs, true)
+    }
+
+    /// Sets each running statistic to the mean of the values the given training passes
+    /// measured (one per shard of a batch: the mean is the update the whole batch's average
+    /// statistics give).
+    pub fn update_statistics(&self, measured: &[BatchStatistics]) -> Result<()> {
+        let compute = Error::compute("updating the normalisation statistics");
+        for (name, var) in &self.statistics {
+            let values: Vec<&Tensor> = measured
+                .iter()
+                .filter_map(|batch| batch.0.get(name))
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let mean = Tensor::stack(&values, 0)
+                .and_then(|stacked| stacked.mean(0))
+                .map_err(&compute)?;
+            var.set(&mean).map_err(&compute)?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(
+        &self,
+        inputs: &[HostTensor],
+        outputs: &[String],
+        training: bool,
+    ) -> Result<(Vec<Tensor>, BatchStatistics)> {
         let declared = self.model.inputs();
         if inputs.len() != declared.len() {
             return Err(Error::Shape(format!(
@@ -247,6 +309,10 @@ impl TrainableGraph {
                 self.quantised(name, var.as_tensor().clone())?,
             );
         }
+        for (name, var) in &self.statistics {
+            values.insert(name.as_str(), var.as_tensor().detach());
+        }
+        let mut measured = BatchStatistics::default();
         let wanted: HashSet<&str> = outputs.iter().map(String::as_str).collect();
         let opset = self.model.opset().unwrap_or(node::NEWEST_OPSET);
         // The fused nodes, unless a tensor asked for or rounded onto a grid is inside a chain.
@@ -280,9 +346,20 @@ impl TrainableGraph {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let op = ops::lookup(&proto.domain, &proto.op_type)
-                .ok_or_else(|| node.error("unsupported operator"))?;
-            let results = op(&node, &arguments)?;
+            let normalises = proto.op_type == "BatchNormalization" && proto.domain.is_empty();
+            let results = if training && normalises {
+                let results = ops::batch_normalization_training(&node, &arguments)?;
+                for (input, value) in proto.input.iter().skip(3).zip(&results[1..]) {
+                    if self.statistics.iter().any(|(name, _)| name == input) {
+                        measured.0.insert(input.clone(), value.clone());
+                    }
+                }
+                results
+            } else {
+                let op = ops::lookup(&proto.domain, &proto.op_type)
+                    .ok_or_else(|| node.error("unsupported operator"))?;
+                op(&node, &arguments)?
+            };
             for (name, value) in proto.output.iter().zip(results) {
                 if !name.is_empty() {
                     // What no variable reaches is a constant to backpropagation: candle would
@@ -299,7 +376,7 @@ impl TrainableGraph {
                 break;
             }
         }
-        outputs
+        let found = outputs
             .iter()
             .map(|name| {
                 values.get(name.as_str()).cloned().ok_or_else(|| {
@@ -309,7 +386,8 @@ impl TrainableGraph {
                     })
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok((found, measured))
     }
 
     fn to_device(&self, tensor: &HostTensor) -> Result<Tensor> {
@@ -323,11 +401,12 @@ impl TrainableGraph {
         converted.map_err(Error::compute("copying an input to the graph's device"))
     }
 
-    /// The model with every variable's current value written into its initializer; the graph,
+    /// The model with every variable's and running statistic's current value written into its
+    /// initializer; the graph,
     /// opsets and metadata are unchanged.
     pub fn trained_model(&self) -> Result<OnnxModel> {
         let mut values = HashMap::new();
-        for (name, var) in &self.variables {
+        for (name, var) in self.variables.iter().chain(&self.statistics) {
             let data = var
                 .as_tensor()
                 .to_dtype(DType::F32)
@@ -338,6 +417,41 @@ impl TrainableGraph {
         }
         Ok(self.model.with_initializer_values(&values))
     }
+}
+
+/// The running statistics a training forward pass measured, by initializer name.
+#[derive(Debug, Default, Clone)]
+pub struct BatchStatistics(HashMap<String, Tensor>);
+
+/// `model` with each `BatchNormalization` reading initializers of its own (see
+/// [`tessera_onnx::untie_batch_normalization`]), so that no two layers learn one scale or
+/// measure one statistic.
+fn untied(model: &OnnxModel) -> Result<OnnxModel> {
+    let normalises = |node: &tessera_onnx::proto::NodeProto| node.op_type == "BatchNormalization";
+    if !model.graph().node.iter().any(normalises) {
+        return Ok(model.clone());
+    }
+    let mut proto = model.proto().clone();
+    match proto
+        .graph
+        .as_mut()
+        .map(tessera_onnx::untie_batch_normalization)
+    {
+        Some(copies) if copies > 0 => Ok(model.with_proto(proto)?),
+        _ => Ok(model.clone()),
+    }
+}
+
+/// The initializers that `BatchNormalization` nodes read as running mean and variance.
+fn running_statistics(model: &OnnxModel) -> HashSet<&str> {
+    model
+        .graph()
+        .node
+        .iter()
+        .filter(|node| node.op_type == "BatchNormalization" && node.domain.is_empty())
+        .flat_map(|node| node.input.iter().skip(3).take(2))
+        .map(String::as_str)
+        .collect()
 }
 
 /// Names of the tensors of `model` that depend on one of `variables`, in graph order.

@@ -139,9 +139,10 @@ pub fn train_supervised(
         for batch in order.chunks(options.batch_size) {
             let inputs = train.inputs.select_rows(batch);
             let targets: Vec<i64> = batch.iter().map(|&row| labels[row]).collect();
-            let logits = graph
-                .forward(&[inputs], std::slice::from_ref(&output))?
-                .remove(0);
+            let (mut values, statistics) =
+                graph.forward_training(&[inputs], std::slice::from_ref(&output))?;
+            graph.update_statistics(&[statistics])?;
+            let logits = values.remove(0);
             let loss = cross_entropy(&logits, &targets).map_err(Error::compute(TRAINING_STEP))?;
             losses.push(f64::from(
                 loss.to_scalar::<f32>()

@@ -230,3 +230,58 @@ pub fn cast(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
     };
     Ok(vec![x.to_dtype(dtype).at(node)?])
 }
+
+/// `x` bounded below by `low` and above by `high` where given. The gradient passes where `x`
+/// lies inside the bounds.
+fn bounded(x: &Tensor, low: Option<f64>, high: Option<f64>) -> candle_core::Result<Tensor> {
+    let mut y = x.clone();
+    if let Some(low) = low {
+        y = y.maximum(low)?;
+    }
+    if let Some(high) = high {
+        y = y.minimum(high)?;
+    }
+    Ok(y)
+}
+
+/// `Clip`: the bounds are inputs 1 and 2 from opset 11, the `min` and `max` attributes before.
+pub fn clip(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let x = input(node, inputs, 0)?;
+    let (low, high) = if node.opset >= 11 {
+        let bound = |index: usize| {
+            super::optional(inputs, index)
+                .map(single_value)
+                .transpose()
+                .at(node)
+        };
+        (bound(1)?, bound(2)?)
+    } else {
+        (
+            node.float("min").map(f64::from),
+            node.float("max").map(f64::from),
+        )
+    };
+    Ok(vec![bounded(x, low, high).at(node)?])
+}
+
+/// `max(0, min(1, alpha · x + beta))`.
+fn hard_sigmoid_of(x: &Tensor, alpha: f64, beta: f64) -> candle_core::Result<Tensor> {
+    bounded(&x.affine(alpha, beta)?, Some(0.0), Some(1.0))
+}
+
+/// `HardSigmoid` (`alpha` 0.2 and `beta` 0.5 unless given).
+pub fn hard_sigmoid(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let alpha = f64::from(node.float("alpha").unwrap_or(0.2));
+    let beta = f64::from(node.float("beta").unwrap_or(0.5));
+    Ok(vec![
+        hard_sigmoid_of(input(node, inputs, 0)?, alpha, beta).at(node)?
+    ])
+}
+
+/// `HardSwish`: `x · HardSigmoid(x)` with `alpha` 1/6 and `beta` 0.5.
+pub fn hard_swish(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let x = input(node, inputs, 0)?;
+    Ok(vec![hard_sigmoid_of(x, 1.0 / 6.0, 0.5)
+        .and_then(|gate| x * gate)
+        .at(node)?])
+}

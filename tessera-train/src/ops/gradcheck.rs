@@ -77,6 +77,9 @@ struct Check {
     inputs: Vec<Arg>,
     dtype: DType,
     expected_dims: Option<Vec<usize>>,
+    /// How many leading outputs enter the loss (all when `None`): outputs that carry no
+    /// gradient by definition (updated running statistics) stay out.
+    differentiated_outputs: Option<usize>,
     rng: Lcg,
     opset: i64,
 }
@@ -90,6 +93,7 @@ impl Check {
             inputs: Vec::new(),
             dtype: DType::F64,
             expected_dims: None,
+            differentiated_outputs: None,
             rng: Lcg::new(op),
             opset: crate::node::NEWEST_OPSET,
         }
@@ -209,6 +213,12 @@ impl Check {
     /// The dimensions the first output must have.
     fn dims(mut self, dims: &[usize]) -> Self {
         self.expected_dims = Some(dims.to_vec());
+        self
+    }
+
+    /// Only the first `count` outputs enter the loss.
+    fn differentiating_outputs(mut self, count: usize) -> Self {
+        self.differentiated_outputs = Some(count);
         self
     }
 
@@ -358,7 +368,10 @@ impl Check {
                 self.describe()
             );
         }
-        let weights = loss_weights(&outputs);
+        let mut weights = loss_weights(&outputs);
+        if let Some(count) = self.differentiated_outputs {
+            weights.iter_mut().skip(count).for_each(|w| *w = None);
+        }
         let loss = weighted_sum(&outputs, &weights);
         assert!(
             loss.to_scalar::<f64>().expect("loss").is_finite(),
@@ -535,6 +548,27 @@ const CHECKED: &[&str] = &[
     "GlobalAveragePool",
     "LSTM",
     "GRU",
+    "Clip",
+    "HardSigmoid",
+    "HardSwish",
+    "Equal",
+    "Less",
+    "LessOrEqual",
+    "Greater",
+    "GreaterOrEqual",
+    "Not",
+    "And",
+    "Or",
+    "Where",
+    "Max",
+    "Min",
+    "ReduceMax",
+    "ReduceMin",
+    "GatherElements",
+    "GatherND",
+    "Split",
+    "Range",
+    "Pad",
 ];
 
 #[test]
@@ -928,9 +962,9 @@ fn layer_normalization() {
     );
 }
 
-/// `BatchNormalization` (inference) converts its per-channel inputs to float32, so an f64 input
-/// meets f32 statistics and fails ("dtype mismatch in sub, lhs: F64, rhs: F32"); as the
-/// trainable graph runs in float32 that is the precision checked. All five inputs are differentiated.
+/// `BatchNormalization` at inference, in float32 (the trainable graph's precision): the input,
+/// scale and bias are differentiated; the running statistics are constants (no gradient
+/// trains a statistic).
 #[test]
 fn batch_normalization_f32() {
     for dims in [&[2, 3, 4][..], &[2, 3, 2, 2], &[4, 3]] {
@@ -939,8 +973,8 @@ fn batch_normalization_f32() {
             .uniform(dims, -2.0, 2.0)
             .uniform(&[3], 0.5, 1.5)
             .uniform(&[3], -0.5, 0.5)
-            .uniform(&[3], -0.5, 0.5)
-            .uniform(&[3], 0.5, 1.5)
+            .fixed(float64(&[0.2, -0.4, 0.1], &[3]))
+            .fixed(float64(&[0.7, 1.3, 0.9], &[3]))
             .in_f32()
             .dims(dims)
             .run();
@@ -1313,6 +1347,23 @@ fn conv_1d_and_2d() {
         .uniform(&[2], -1.0, 1.0)
         .dims(&[2, 2, 5, 2])
         .run();
+    // Depthwise (one channel per group), and two filters per group with stride 2 and pads.
+    Check::new("Conv")
+        .int("group", 3)
+        .ints("pads", &[1, 1, 1, 1])
+        .uniform(&[2, 3, 4, 4], -1.0, 1.0)
+        .uniform(&[3, 1, 3, 3], -1.0, 1.0)
+        .dims(&[2, 3, 4, 4])
+        .run();
+    Check::new("Conv")
+        .int("group", 2)
+        .ints("pads", &[1, 1, 1, 1])
+        .ints("strides", &[2, 2])
+        .uniform(&[1, 4, 5, 5], -1.0, 1.0)
+        .uniform(&[4, 2, 3, 3], -1.0, 1.0)
+        .uniform(&[4], -1.0, 1.0)
+        .dims(&[1, 4, 3, 3])
+        .run();
     // [1 2 3 4] ⊛ [1 −1] with one zero of padding before: [−1, −1, −1, −1] at stride 1.
     let y = Check::new("Conv")
         .ints("pads", &[1, 0])
@@ -1364,6 +1415,51 @@ fn pooling() {
             .dims(&[1, 1, 3, 4])
             .run();
     }
+    // Padding: a max pool's never wins (ResNet's 3×3 stride-2 pool with pads 1); an average
+    // pool counts it only with count_include_pad.
+    for (op, include) in [("MaxPool", 0), ("AveragePool", 0), ("AveragePool", 1)] {
+        Check::new(op)
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[2, 2])
+            .ints("pads", &[1, 1, 1, 1])
+            .int("count_include_pad", include)
+            .uniform(&[2, 2, 6, 5], -1.0, -0.1)
+            .dims(&[2, 2, 3, 3])
+            .run();
+    }
+    let padded = |include: i64| {
+        Check::new("AveragePool")
+            .ints("kernel_shape", &[2])
+            .ints("strides", &[2])
+            .ints("pads", &[1, 1])
+            .int("count_include_pad", include)
+            .values(&[1, 1, 4], vec![2.0, 4.0, 6.0, 8.0])
+            .outputs()
+    };
+    assert_close(
+        &to_f64(&padded(0)[0]),
+        &[2.0, 5.0, 8.0],
+        1e-12,
+        "pad left out",
+    );
+    assert_close(
+        &to_f64(&padded(1)[0]),
+        &[1.0, 5.0, 4.0],
+        1e-12,
+        "pad counted",
+    );
+    let max = Check::new("MaxPool")
+        .ints("kernel_shape", &[3])
+        .ints("strides", &[2])
+        .ints("pads", &[1, 1])
+        .values(&[1, 1, 4], vec![-1.0, -2.0, -3.0, -4.0])
+        .outputs();
+    assert_close(
+        &to_f64(&max[0]),
+        &[-1.0, -2.0],
+        0.0,
+        "MaxPool padding never wins",
+    );
     // Tied maxima share the gradient: windows [3 3] and [1 2] give [½ ½ 0 1].
     let tie = Check::new("MaxPool")
         .ints("kernel_shape", &[2])
@@ -1677,4 +1773,342 @@ fn gru_matches_reference() {
             }
         }
     }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Operators of the model libraries' exports (torchvision, transformers)
+// ----------------------------------------------------------------------------------------------
+
+/// `Clip` with bounds as inputs (opset 11 on; either may be omitted) and as attributes
+/// (before): the gradient passes inside the bounds only.
+#[test]
+fn clip_bounds_as_inputs_and_attributes() {
+    let bound = |value: f64| float64(&[value], &[]);
+    Check::new("Clip")
+        .uniform(&[3, 4], -2.0, 2.0)
+        .fixed(bound(-1.0))
+        .fixed(bound(1.0))
+        .dims(&[3, 4])
+        .run();
+    Check::new("Clip")
+        .uniform(&[3, 4], -2.0, 8.0)
+        .absent()
+        .fixed(bound(6.0))
+        .run();
+    Check::new("Clip")
+        .opset(6)
+        .float("min", 0.0)
+        .float("max", 6.0)
+        .uniform(&[5], -2.0, 8.0)
+        .run();
+    let y = Check::new("Clip")
+        .values(&[4], vec![-3.0, 0.5, 6.5, 2.0])
+        .fixed(bound(0.0))
+        .fixed(bound(6.0))
+        .outputs();
+    assert_close(&to_f64(&y[0]), &[0.0, 0.5, 6.0, 2.0], 0.0, "Clip forward");
+}
+
+/// `HardSigmoid` (default and given slope) and `HardSwish`, across their kinks.
+#[test]
+fn hard_sigmoid_and_hard_swish() {
+    Check::new("HardSigmoid").uniform(&[4, 5], -4.0, 4.0).run();
+    Check::new("HardSigmoid")
+        .float("alpha", 0.5)
+        .float("beta", 0.25)
+        .uniform(&[4, 5], -3.0, 3.0)
+        .run();
+    Check::new("HardSwish").uniform(&[4, 5], -5.0, 5.0).run();
+    let y = Check::new("HardSwish")
+        .values(&[4], vec![-4.0, 0.0, 1.5, 4.0])
+        .outputs();
+    // x · clip(x/6 + ½, 0, 1): 0, 0, 1.5 · 0.75, 4
+    assert_close(&to_f64(&y[0]), &[0.0, 0.0, 1.125, 4.0], 1e-12, "HardSwish");
+}
+
+/// The comparisons and the boolean operators, with broadcasting, as int64 0 and 1.
+#[test]
+fn comparisons_and_logic() {
+    let a = int64(&[1, 2, 3, 4, 5, 6], &[2, 3]);
+    let b = int64(&[2, 2, 4], &[3]);
+    for (op, expected) in [
+        ("Equal", [0, 1, 0, 0, 0, 0]),
+        ("Less", [1, 0, 1, 0, 0, 0]),
+        ("LessOrEqual", [1, 1, 1, 0, 0, 0]),
+        ("Greater", [0, 0, 0, 1, 1, 1]),
+        ("GreaterOrEqual", [0, 1, 0, 1, 1, 1]),
+    ] {
+        let y = Check::new(op).fixed(a.clone()).fixed(b.clone()).outputs();
+        assert_eq!(y[0].dims(), &[2, 3], "{op}");
+        assert_eq!(to_i64(&y[0]), expected, "{op}");
+    }
+    // A float against an integer tensor compares values.
+    let y = Check::new("Less")
+        .fixed(float64(&[0.5, 2.5], &[2]))
+        .fixed(int64(&[1], &[1]))
+        .outputs();
+    assert_eq!(to_i64(&y[0]), [1, 0]);
+    let p = int64(&[1, 0, 1, 0], &[4]);
+    let q = int64(&[1, 1, 0, 0], &[4]);
+    let not = Check::new("Not").fixed(p.clone()).outputs();
+    assert_eq!(to_i64(&not[0]), [0, 1, 0, 1]);
+    let and = Check::new("And")
+        .fixed(p.clone())
+        .fixed(q.clone())
+        .outputs();
+    assert_eq!(to_i64(&and[0]), [1, 0, 0, 0]);
+    let or = Check::new("Or").fixed(p).fixed(q).outputs();
+    assert_eq!(to_i64(&or[0]), [1, 1, 1, 0]);
+}
+
+/// `Where` differentiated in both branches, the condition broadcast over rows and a branch
+/// broadcast from a scalar; and its values.
+#[test]
+fn where_picks_and_routes_gradients() {
+    let condition = int64(&[1, 0, 1], &[3]);
+    Check::new("Where")
+        .fixed(condition.clone())
+        .uniform(&[2, 3], -1.0, 1.0)
+        .uniform(&[2, 3], -1.0, 1.0)
+        .dims(&[2, 3])
+        .run();
+    Check::new("Where")
+        .fixed(int64(&[1, 0, 0, 1], &[2, 2]))
+        .uniform(&[2, 2], -1.0, 1.0)
+        .uniform(&[1], -1.0, 1.0)
+        .dims(&[2, 2])
+        .run();
+    let y = Check::new("Where")
+        .fixed(condition)
+        .values(&[3], vec![1.0, 2.0, 3.0])
+        .values(&[1], vec![-9.0])
+        .outputs();
+    assert_close(&to_f64(&y[0]), &[1.0, -9.0, 3.0], 0.0, "Where forward");
+}
+
+/// `Max` and `Min` of two and three broadcast inputs: the gradient goes to the input that
+/// holds the extreme.
+#[test]
+fn max_and_min_of_several_inputs() {
+    for op in ["Max", "Min"] {
+        Check::new(op)
+            .uniform(&[3, 4], -1.0, 1.0)
+            .uniform(&[4], -1.0, 1.0)
+            .dims(&[3, 4])
+            .run();
+        Check::new(op)
+            .uniform(&[2, 3], -1.0, 1.0)
+            .uniform(&[2, 3], -1.0, 1.0)
+            .uniform(&[1, 3], -1.0, 1.0)
+            .run();
+    }
+    let y = Check::new("Max")
+        .fixed(int64(&[1, 7], &[2]))
+        .fixed(int64(&[4], &[1]))
+        .outputs();
+    assert_eq!(to_i64(&y[0]), [4, 7]);
+}
+
+/// `ReduceMax` and `ReduceMin` over attribute and input axes, kept and dropped.
+#[test]
+fn reduce_max_and_min() {
+    for op in ["ReduceMax", "ReduceMin"] {
+        Check::new(op)
+            .ints("axes", &[1])
+            .uniform(&[2, 5, 3], -1.0, 1.0)
+            .dims(&[2, 1, 3])
+            .run();
+        Check::new(op)
+            .int("keepdims", 0)
+            .uniform(&[2, 5, 3], -1.0, 1.0)
+            .int64(&[0, 2])
+            .dims(&[5])
+            .run();
+    }
+    let y = Check::new("ReduceMax")
+        .int("keepdims", 0)
+        .values(&[2, 2], vec![1.0, 4.0, 3.0, 2.0])
+        .int64(&[1])
+        .outputs();
+    assert_close(&to_f64(&y[0]), &[4.0, 3.0], 0.0, "ReduceMax forward");
+}
+
+/// `GatherElements` along both axes, with negative and repeated indices (whose gradients add
+/// up) and indices smaller than the data on the other axis.
+#[test]
+fn gather_elements() {
+    Check::new("GatherElements")
+        .int("axis", 1)
+        .uniform(&[3, 4], -1.0, 1.0)
+        .fixed(int64(&[0, -1, 1, 1, 2, 0], &[3, 2]))
+        .dims(&[3, 2])
+        .run();
+    Check::new("GatherElements")
+        .uniform(&[3, 4], -1.0, 1.0)
+        .fixed(int64(&[2, 0, 1], &[1, 3]))
+        .dims(&[1, 3])
+        .run();
+    let y = Check::new("GatherElements")
+        .int("axis", 1)
+        .values(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .fixed(int64(&[2, 0, -1, 1], &[2, 2]))
+        .outputs();
+    assert_close(
+        &to_f64(&y[0]),
+        &[3.0, 1.0, 6.0, 5.0],
+        0.0,
+        "GatherElements forward",
+    );
+}
+
+/// `GatherND` of whole rows, of single elements, and with a batch axis.
+#[test]
+fn gather_nd() {
+    Check::new("GatherND")
+        .uniform(&[3, 4], -1.0, 1.0)
+        .fixed(int64(&[2, 0, 2], &[3, 1]))
+        .dims(&[3, 4])
+        .run();
+    Check::new("GatherND")
+        .uniform(&[2, 3, 4], -1.0, 1.0)
+        .fixed(int64(&[0, 1, 1, -1], &[2, 2]))
+        .dims(&[2, 4])
+        .run();
+    Check::new("GatherND")
+        .int("batch_dims", 1)
+        .uniform(&[2, 3, 4], -1.0, 1.0)
+        .fixed(int64(&[2, 0], &[2, 1]))
+        .dims(&[2, 4])
+        .run();
+    let y = Check::new("GatherND")
+        .int("batch_dims", 1)
+        .values(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .fixed(int64(&[2, 0], &[2, 1]))
+        .outputs();
+    assert_close(&to_f64(&y[0]), &[3.0, 4.0], 0.0, "GatherND forward");
+}
+
+/// `Split` into three outputs by sizes (input) and into equal parts, each part differentiated.
+#[test]
+fn split() {
+    Check::new("Split")
+        .int("axis", 1)
+        .uniform(&[2, 4], -1.0, 1.0)
+        .int64(&[1, 2, 1])
+        .dims(&[2, 1])
+        .run();
+    Check::new("Split")
+        .uniform(&[6, 2], -1.0, 1.0)
+        .dims(&[2, 2])
+        .run();
+    let parts = Check::new("Split")
+        .values(&[7], (0..7).map(f64::from).collect())
+        .outputs();
+    let sizes: Vec<usize> = parts.iter().map(|part| part.elem_count()).collect();
+    assert_eq!(sizes, [3, 3, 1], "opset 18: the last part is the smaller");
+}
+
+/// `Range` of integers and of floats, and an empty one.
+#[test]
+fn range() {
+    let scalar = |value: i64| int64(&[value], &[]);
+    let y = Check::new("Range")
+        .fixed(scalar(2))
+        .fixed(scalar(9))
+        .fixed(scalar(3))
+        .outputs();
+    assert_eq!(to_i64(&y[0]), [2, 5, 8]);
+    let y = Check::new("Range")
+        .fixed(float64(&[1.0], &[]))
+        .fixed(float64(&[0.0], &[]))
+        .fixed(float64(&[-0.25], &[]))
+        .outputs();
+    assert_close(&to_f64(&y[0]), &[1.0, 0.75, 0.5, 0.25], 1e-6, "Range");
+    let y = Check::new("Range")
+        .fixed(scalar(5))
+        .fixed(scalar(1))
+        .fixed(scalar(1))
+        .outputs();
+    assert_eq!(y[0].elem_count(), 0);
+}
+
+/// `Pad` in every mode, with negative pads (cropping), an `axes` input and the attribute form
+/// of opset 2.
+#[test]
+fn pad_modes() {
+    for mode in ["constant", "edge", "reflect", "wrap"] {
+        Check::new("Pad")
+            .string("mode", mode)
+            .uniform(&[2, 4], -1.0, 1.0)
+            .int64(&[1, 2, 0, 1])
+            .dims(&[3, 7])
+            .run();
+    }
+    Check::new("Pad")
+        .uniform(&[2, 3, 4], -1.0, 1.0)
+        .int64(&[1, -1, 2, 0])
+        .fixed(float64(&[0.5], &[]))
+        .int64(&[2, 1])
+        .dims(&[2, 2, 7])
+        .run();
+    Check::new("Pad")
+        .opset(2)
+        .ints("pads", &[0, 1, 0, 1])
+        .float("value", 2.0)
+        .uniform(&[2, 2], -1.0, 1.0)
+        .dims(&[2, 4])
+        .run();
+    let y = Check::new("Pad")
+        .string("mode", "reflect")
+        .values(&[3], vec![1.0, 2.0, 3.0])
+        .int64(&[2, 1])
+        .outputs();
+    assert_close(
+        &to_f64(&y[0]),
+        &[3.0, 2.0, 1.0, 2.0, 3.0, 2.0],
+        0.0,
+        "Pad reflect",
+    );
+}
+
+/// `BatchNormalization` in training mode: the gradient of the output through the batch's
+/// statistics (all three float inputs that learn), and the running statistics it returns.
+#[test]
+fn batch_normalization_training_mode() {
+    for dims in [&[4, 3, 2][..], &[3, 2, 2, 2], &[5, 3]] {
+        let channels = dims[1];
+        Check::new("BatchNormalization")
+            .int("training_mode", 1)
+            .float("epsilon", 1e-3)
+            .uniform(dims, -2.0, 2.0)
+            .uniform(&[channels], 0.5, 1.5)
+            .uniform(&[channels], -0.5, 0.5)
+            .uniform(&[channels], -0.5, 0.5)
+            .uniform(&[channels], 0.5, 1.5)
+            .in_f32()
+            .differentiating_outputs(1)
+            .dims(dims)
+            .run();
+    }
+    let y = Check::new("BatchNormalization")
+        .int("training_mode", 1)
+        .float("epsilon", 0.0)
+        .float("momentum", 0.75)
+        .values(&[2, 1, 2], vec![1.0, 3.0, 5.0, 7.0])
+        .values(&[1], vec![2.0])
+        .values(&[1], vec![1.0])
+        .values(&[1], vec![0.0])
+        .values(&[1], vec![1.0])
+        .in_f32()
+        .outputs();
+    // Batch mean 4, population variance 5: (x − 4)/√5 · 2 + 1; running mean 0.75·0 + 0.25·4,
+    // running variance 0.75·1 + 0.25·5.
+    let root = 5f64.sqrt();
+    let expected: Vec<f64> = [1.0, 3.0, 5.0, 7.0]
+        .iter()
+        .map(|x| (x - 4.0) / root * 2.0 + 1.0)
+        .collect();
+    assert_close(&to_f64(&y[0]), &expected, 1e-5, "normalised");
+    assert_close(&to_f64(&y[1]), &[1.0], 1e-6, "running mean");
+    assert_close(&to_f64(&y[2]), &[2.0], 1e-6, "running variance");
 }

@@ -7,6 +7,7 @@ mod convolution;
 pub(crate) mod elementary;
 mod elementwise;
 pub(crate) mod fused_attention;
+mod fused_batch_norm;
 pub(crate) mod fused_chain;
 mod fused_gelu;
 mod fused_layer_norm;
@@ -16,14 +17,19 @@ pub(crate) mod fused_views;
 #[cfg(test)]
 mod gradcheck;
 mod im2col;
+mod indexing;
 mod linalg;
 mod linear;
+mod logical;
 mod normalization;
+mod pad;
 mod recurrent;
 mod reduction;
 mod shape;
 
 use candle_core::Tensor;
+
+pub(crate) use normalization::batch_normalization_training;
 
 use super::node::Node;
 use crate::Result;
@@ -47,10 +53,24 @@ const REGISTRY: &[(&str, OpFn)] = &[
     ("Tanh", elementwise::tanh),
     ("Sigmoid", elementwise::sigmoid),
     ("Relu", elementwise::relu),
+    ("Clip", elementwise::clip),
+    ("HardSigmoid", elementwise::hard_sigmoid),
+    ("HardSwish", elementwise::hard_swish),
     ("Gelu", elementwise::gelu),
     ("Identity", elementwise::identity),
     ("Dropout", elementwise::dropout),
     ("Cast", elementwise::cast),
+    ("Equal", logical::equal),
+    ("Less", logical::less),
+    ("LessOrEqual", logical::less_or_equal),
+    ("Greater", logical::greater),
+    ("GreaterOrEqual", logical::greater_or_equal),
+    ("Not", logical::not),
+    ("And", logical::and),
+    ("Or", logical::or),
+    ("Where", logical::where_),
+    ("Max", logical::max),
+    ("Min", logical::min),
     ("MatMul", linalg::matmul),
     ("Gemm", linalg::gemm),
     ("LayerNormalization", normalization::layer_normalization),
@@ -59,6 +79,8 @@ const REGISTRY: &[(&str, OpFn)] = &[
     ("LogSoftmax", reduction::log_softmax_op),
     ("ReduceMean", reduction::reduce_mean),
     ("ReduceSum", reduction::reduce_sum),
+    ("ReduceMax", reduction::reduce_max),
+    ("ReduceMin", reduction::reduce_min),
     ("Shape", shape::shape),
     ("Reshape", shape::reshape),
     ("Flatten", shape::flatten),
@@ -68,6 +90,11 @@ const REGISTRY: &[(&str, OpFn)] = &[
     ("Unsqueeze", shape::unsqueeze),
     ("Squeeze", shape::squeeze),
     ("Gather", shape::gather),
+    ("GatherElements", indexing::gather_elements),
+    ("GatherND", indexing::gather_nd),
+    ("Split", shape::split),
+    ("Range", shape::range),
+    ("Pad", pad::pad),
     ("Constant", shape::constant),
     ("ConstantOfShape", shape::constant_of_shape),
     ("Expand", shape::expand),

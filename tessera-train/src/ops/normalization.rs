@@ -1,7 +1,8 @@
 //! Normalisations.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
+use super::fused_batch_norm::{batch_norm, Statistics};
 use super::fused_layer_norm::layer_norm;
 use super::{input, optional, Node};
 use crate::node::{axis, NodeResult};
@@ -29,29 +30,64 @@ pub fn layer_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result
     Ok(vec![layer_norm(x, &scale, &bias, width, epsilon).at(node)?])
 }
 
-/// `BatchNormalization` at inference: running mean and variance, per channel (axis 1).
-pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+/// A `BatchNormalization`'s input and its per-channel inputs (scale, bias, mean, variance).
+fn operands<'t>(
+    node: &Node<'_>,
+    inputs: &'t [Option<Tensor>],
+) -> Result<(&'t Tensor, [&'t Tensor; 4])> {
     let x = input(node, inputs, 0)?;
-    if node.int("training_mode").unwrap_or(0) == 1 {
-        return Err(
-            node.error("training-mode BatchNormalization is not supported; export in eval mode")
-        );
+    if x.rank() < 2 {
+        return Err(node.error(format!(
+            "the input has rank {}; channels are axis 1",
+            x.rank()
+        )));
     }
-    let epsilon = f64::from(node.float("epsilon").unwrap_or(1e-5));
-    let mut per_channel = vec![1usize; x.rank()];
-    per_channel[1] = x.dim(1).at(node)?;
-    let channel = |index: usize| -> Result<Tensor> {
-        input(node, inputs, index)?
-            .to_dtype(DType::F32)
-            .and_then(|t| t.reshape(per_channel.as_slice()))
-            .at(node)
+    let channels = x.dim(1).at(node)?;
+    let channel = |index: usize| -> Result<&'t Tensor> {
+        let value = input(node, inputs, index)?;
+        if value.elem_count() != channels {
+            return Err(node.error(format!(
+                "input {index} holds {} values for {channels} channels",
+                value.elem_count()
+            )));
+        }
+        Ok(value)
     };
-    let (scale, bias, mean, variance) = (channel(1)?, channel(2)?, channel(3)?, channel(4)?);
-    let y = x
-        .broadcast_sub(&mean)
-        .and_then(|c| c.broadcast_div(&variance.affine(1.0, epsilon)?.sqrt()?))
-        .and_then(|n| n.broadcast_mul(&scale))
-        .and_then(|s| s.broadcast_add(&bias))
-        .at(node)?;
+    Ok((x, [channel(1)?, channel(2)?, channel(3)?, channel(4)?]))
+}
+
+/// `BatchNormalization`: at inference (the default) with the running mean and variance; in
+/// training mode (`training_mode = 1`) as [`batch_normalization_training`].
+pub fn batch_normalization(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    if node.int("training_mode").unwrap_or(0) == 1 {
+        return batch_normalization_training(node, inputs);
+    }
+    let (x, channels) = operands(node, inputs)?;
+    let epsilon = f64::from(node.float("epsilon").unwrap_or(1e-5));
+    let (y, _, _) = batch_norm(x, channels, Statistics::Running, epsilon).at(node)?;
     Ok(vec![y])
+}
+
+/// `BatchNormalization` in training mode, as ONNX defines it: normalised with the batch's
+/// mean and (population) variance per channel, which the gradient flows through, and the
+/// running mean and variance moved towards them, `running · momentum + batch · (1 −
+/// momentum)` (`momentum` 0.9 unless given), as its second and third outputs (no gradient).
+pub fn batch_normalization_training(
+    node: &Node<'_>,
+    inputs: &[Option<Tensor>],
+) -> Result<Vec<Tensor>> {
+    let (x, channels) = operands(node, inputs)?;
+    let epsilon = f64::from(node.float("epsilon").unwrap_or(1e-5));
+    let momentum = f64::from(node.float("momentum").unwrap_or(0.9));
+    let (y, mean, variance) = batch_norm(x, channels, Statistics::Batch, epsilon).at(node)?;
+    let moved = |running: &Tensor, batch: &Tensor| {
+        running
+            .flatten_all()?
+            .to_dtype(batch.dtype())?
+            .affine(momentum, 0.0)?
+            + batch.affine(1.0 - momentum, 0.0)?
+    };
+    let running_mean = moved(channels[2], &mean).at(node)?;
+    let running_var = moved(channels[3], &variance).at(node)?;
+    Ok(vec![y, running_mean, running_var])
 }

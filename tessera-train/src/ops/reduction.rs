@@ -59,6 +59,30 @@ pub fn reduce_sum(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tens
     reduce(node, inputs, |x, axes| x.sum_keepdim(axes))
 }
 
+/// `ReduceMax`: the gradient goes to the positions holding the maximum.
+pub fn reduce_max(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes| {
+        reduce_each(x, axes, |y, a| y.max_keepdim(a))
+    })
+}
+
+/// `ReduceMin`: the gradient goes to the positions holding the minimum.
+pub fn reduce_min(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes| {
+        reduce_each(x, axes, |y, a| y.min_keepdim(a))
+    })
+}
+
+/// `x` reduced by `one` along each of `axes` in turn (candle reduces extremes one axis at a
+/// time).
+fn reduce_each(
+    x: &Tensor,
+    axes: &[usize],
+    one: fn(&Tensor, usize) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    axes.iter().try_fold(x.clone(), |y, &a| one(&y, a))
+}
+
 /// `LogSoftmax` of a node's input as its opset defines it. From opset 13 the normalisation
 /// runs along `axis` (default -1). Before 13 the input is read as a matrix whose rows are its
 /// first `axis` dimensions (default 1) flattened, and each row is normalised as one vector.

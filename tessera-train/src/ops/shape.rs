@@ -334,3 +334,60 @@ pub fn expand(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>>
     };
     Ok(vec![expanded])
 }
+
+/// `Range(start, limit, delta)`: int64 when the inputs are integers, float32 otherwise.
+pub fn range(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let start = input(node, inputs, 0)?;
+    let number =
+        |index: usize| -> Result<f64> { super::single_value(input(node, inputs, index)?).at(node) };
+    let (first, limit, delta) = (number(0)?, number(1)?, number(2)?);
+    if delta == 0.0 {
+        return Err(node.error("delta is zero"));
+    }
+    let count = ((limit - first) / delta).ceil().max(0.0) as usize;
+    let values = (0..count).map(|k| first + k as f64 * delta);
+    let range = if start.dtype() == DType::I64 {
+        Tensor::from_iter(values.map(|v| v.round() as i64), start.device())
+    } else {
+        Tensor::from_iter(values.map(|v| v as f32), start.device())
+    };
+    Ok(vec![range.at(node)?])
+}
+
+/// `Split` along `axis` into the node's outputs: sizes from the `split` input (opset 13) or
+/// attribute, else equal parts (the last smaller when they do not divide, as opset 18 says).
+pub fn split(node: &Node<'_>, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    let x = input(node, inputs, 0)?;
+    let a = axis(node.int("axis").unwrap_or(0), x.rank(), node)?;
+    let len = x.dim(a).at(node)?;
+    let parts = node.proto.output.len();
+    let sizes: Vec<usize> = match optional(inputs, 1) {
+        Some(sizes) => int_values(sizes, node)?
+            .iter()
+            .map(|&s| s.max(0) as usize)
+            .collect(),
+        None => match node.ints("split") {
+            Some(sizes) => sizes.iter().map(|&s| s.max(0) as usize).collect(),
+            None => {
+                let each = len.div_ceil(parts.max(1));
+                (0..parts)
+                    .map(|k| each.min(len.saturating_sub(k * each)))
+                    .collect()
+            }
+        },
+    };
+    if sizes.iter().sum::<usize>() != len || sizes.len() != parts {
+        return Err(node.error(format!(
+            "parts {sizes:?} do not split {len} positions into {parts} outputs"
+        )));
+    }
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&size| {
+            let part = x.narrow(a, start, size).at(node);
+            start += size;
+            part
+        })
+        .collect()
+}
