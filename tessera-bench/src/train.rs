@@ -128,7 +128,9 @@ pub fn run(
             let inputs = dataset.inputs.select_rows(&rows_taken);
             let targets: Vec<i64> = rows_taken.iter().map(|&row| labels[row]).collect();
             let started = Instant::now();
-            let logits = graph.forward(&[inputs], &output)?.remove(0);
+            let (mut values, statistics) = graph.forward_training(&[inputs], &output)?;
+            graph.update_statistics(&[statistics])?;
+            let logits = values.remove(0);
             let failed = tessera_train::Error::compute("training step failed");
             let loss = cross_entropy(&logits, &targets).map_err(&failed)?;
             let after_forward = Instant::now();

@@ -34,7 +34,7 @@ use tessera_metrics as metrics;
 use tessera_onnx::OnnxModel;
 use tessera_tensor::dataset::Dataset;
 use tessera_tensor::tensor::Tensor;
-use tessera_train::{to_matrix, Trainable, TrainableGraph, TrainingDevice};
+use tessera_train::{to_matrix, BatchStatistics, Trainable, TrainableGraph, TrainingDevice};
 use tessera_train::{Optimizer, OptimizerKind, OptimizerOptions, Schedule};
 
 /// Mixed into the seed of the fine-tuning batch order.
@@ -110,15 +110,44 @@ impl<'p> ReceiverGraph<'p> {
         self.graph.device()
     }
 
-    /// Logits and the pooled deepest tap of a batch, differentiable.
+    /// Logits and the pooled deepest tap of a batch, differentiable, as at inference.
     pub(super) fn forward(&self, inputs: &Tensor) -> Result<(GraphTensor, GraphTensor)> {
+        let (values, _) = self.forward_with(inputs, false)?;
+        Ok(values)
+    }
+
+    /// [`forward`](Self::forward) as a training step runs it (batch normalisation with the
+    /// batch's statistics), with the running statistics it measured.
+    pub(super) fn forward_training(
+        &self,
+        inputs: &Tensor,
+    ) -> Result<((GraphTensor, GraphTensor), BatchStatistics)> {
+        self.forward_with(inputs, true)
+    }
+
+    fn forward_with(
+        &self,
+        inputs: &Tensor,
+        training: bool,
+    ) -> Result<((GraphTensor, GraphTensor), BatchStatistics)> {
         let tap = &self.plan.taps[self.plan.taps.len() - 1];
-        let mut values = self.graph.forward(
-            std::slice::from_ref(inputs),
-            &[self.output.clone(), tap.tensor.clone()],
-        )?;
+        let wanted = [self.output.clone(), tap.tensor.clone()];
+        let inputs = std::slice::from_ref(inputs);
+        let (mut values, statistics) = if training {
+            self.graph.forward_training(inputs, &wanted)?
+        } else {
+            (
+                self.graph.forward(inputs, &wanted)?,
+                BatchStatistics::default(),
+            )
+        };
         let features = pool_trainable(&values[1], tap).map_err(Error::compute(FINE_TUNING))?;
-        Ok((values.swap_remove(0), features))
+        Ok(((values.swap_remove(0), features), statistics))
+    }
+
+    /// Moves the graph's running statistics to what the shards of a training step measured.
+    pub(super) fn update_statistics(&self, measured: &[BatchStatistics]) -> Result<()> {
+        Ok(self.graph.update_statistics(measured)?)
     }
 
     /// Logits and every pooled tap of `inputs`, without gradients.

@@ -10,7 +10,8 @@ use crate::{Error, Result};
 use tessera_tensor::tensor::Tensor;
 
 /// One new input per given input: row r keeps its values except for a random contiguous span
-/// along axis 1, taken from the same span of another row (CutMix on sequences).
+/// along axis 1, taken from the same span of another row (CutMix on sequences). Images
+/// (`[N, C, H, W]`) exchange a random rectangle of rows and columns, every channel of it.
 pub fn mix(inputs: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     match inputs {
         Tensor::F32(array) => mix_array(array, rng).map(Tensor::F32),
@@ -19,25 +20,48 @@ pub fn mix(inputs: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
 }
 
 fn mix_array<T: Copy>(array: &ArrayD<T>, rng: &mut ChaCha8Rng) -> Result<ArrayD<T>> {
-    if array.ndim() < 2 || array.len_of(Axis(1)) < 2 {
+    // The axes of one input (batch axis removed) a span runs along.
+    let spans: &[usize] = if array.ndim() == 4 { &[1, 2] } else { &[0] };
+    if array.ndim() < 2 || spans.iter().any(|&a| array.len_of(Axis(a + 1)) < 2) {
         return Err(Error::Shape(format!(
-            "mixing recombines spans along the second axis, but the inputs have shape {:?}; use \
-             --augmentation none or sample-domain",
+            "mixing recombines spans along the second axis (rows and columns of [N, C, H, W] \
+             images), but the inputs have shape {:?}; use --augmentation none or sample-domain",
             array.shape()
         )));
     }
-    let length = array.len_of(Axis(1));
     let partners = mix_partners(array.len_of(Axis(0)), rng);
     let mut mixed = array.clone();
     for (row, &partner) in partners.iter().enumerate() {
-        let start = rng.random_range(0..length);
-        let end = rng.random_range(start + 1..=length);
+        let ranges: Vec<(usize, usize)> = spans
+            .iter()
+            .map(|&a| {
+                let length = array.len_of(Axis(a + 1));
+                let start = rng.random_range(0..length);
+                (start, rng.random_range(start + 1..=length))
+            })
+            .collect();
         let source = array.index_axis(Axis(0), partner);
         let mut target = mixed.index_axis_mut(Axis(0), row);
-        for position in start..end {
-            target
-                .index_axis_mut(Axis(0), position)
-                .assign(&source.index_axis(Axis(0), position));
+        match (spans, ranges.as_slice()) {
+            ([first, second], [(top, bottom), (left, right)]) => {
+                for position in *top..*bottom {
+                    let from = source.index_axis(Axis(*first), position);
+                    let mut to = target.index_axis_mut(Axis(*first), position);
+                    // Axis `second` of the input is one lower once `first` is indexed away.
+                    for column in *left..*right {
+                        to.index_axis_mut(Axis(second - 1), column)
+                            .assign(&from.index_axis(Axis(second - 1), column));
+                    }
+                }
+            }
+            _ => {
+                let (start, end) = ranges[0];
+                for position in start..end {
+                    target
+                        .index_axis_mut(Axis(0), position)
+                        .assign(&source.index_axis(Axis(0), position));
+                }
+            }
         }
     }
     Ok(mixed)
@@ -125,6 +149,54 @@ mod tests {
                 assert_eq!(value / 100, partners[index[0]] as i64);
             }
         }
+    }
+
+    #[test]
+    fn images_exchange_a_rectangle_of_every_channel() {
+        // Value = row · 1000 + channel · 100 + y · 10 + x.
+        let images = Tensor::F32(
+            ndarray::Array4::from_shape_fn((5, 2, 4, 6), |(row, channel, y, x)| {
+                (row * 1000 + channel * 100 + y * 10 + x) as f32
+            })
+            .into_dyn(),
+        );
+        let Tensor::F32(mixed) = mix(&images, &mut ChaCha8Rng::seed_from_u64(3)).unwrap() else {
+            panic!("wrong type")
+        };
+        let partners = mix_partners(5, &mut ChaCha8Rng::seed_from_u64(3));
+        let mut copied_rows = 0;
+        for row in 0..5 {
+            let from_partner = |channel: usize, y: usize, x: usize| {
+                let value = mixed[[row, channel, y, x]] as usize;
+                assert_eq!(value % 1000, channel * 100 + y * 10 + x, "a value moved");
+                value / 1000 != row
+            };
+            let cells: Vec<(usize, usize)> = (0..4)
+                .flat_map(|y| (0..6).map(move |x| (y, x)))
+                .filter(|&(y, x)| from_partner(0, y, x))
+                .collect();
+            for &(y, x) in &cells {
+                assert!(from_partner(1, y, x), "channels differ at ({y}, {x})");
+                assert_eq!(mixed[[row, 0, y, x]] as usize / 1000, partners[row]);
+            }
+            // The copied cells form one rectangle.
+            if let (Some(ys), Some(xs)) = (
+                cells
+                    .iter()
+                    .map(|c| c.0)
+                    .min()
+                    .zip(cells.iter().map(|c| c.0).max()),
+                cells
+                    .iter()
+                    .map(|c| c.1)
+                    .min()
+                    .zip(cells.iter().map(|c| c.1).max()),
+            ) {
+                assert_eq!(cells.len(), (ys.1 - ys.0 + 1) * (xs.1 - xs.0 + 1));
+                copied_rows += 1;
+            }
+        }
+        assert!(copied_rows > 0);
     }
 
     #[test]

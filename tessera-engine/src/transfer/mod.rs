@@ -47,6 +47,7 @@ use tessera_api::AdapterPlan;
 
 use tessera_onnx::OnnxModel;
 use tessera_tensor::dataset::Dataset;
+use tessera_tensor::tensor::{Dim, TensorSpec};
 
 use crate::plugin::PluginRegistry;
 use crate::{Error, Result};
@@ -202,6 +203,45 @@ fn check_single_input(participant: &Participant, datasets: &[&Dataset]) -> Resul
     Ok(())
 }
 
+/// Refuses a pair whose models read different inputs (an image model and a token model): both
+/// are fed the same samples, so their single inputs must agree in type and in every fixed
+/// dimension after the batch.
+fn check_same_inputs(transmitter: &Participant, receiver: &Participant) -> Result<()> {
+    let (sent, received) = (transmitter.model.inputs(), receiver.model.inputs());
+    let ([sent], [received]) = (sent.as_slice(), received.as_slice()) else {
+        return Ok(());
+    };
+    let fixed = |spec: &TensorSpec| -> Vec<Option<usize>> {
+        spec.shape
+            .iter()
+            .skip(1)
+            .map(|dim| match dim {
+                Dim::Fixed(len) => Some(*len),
+                Dim::Symbolic(_) => None,
+            })
+            .collect()
+    };
+    let (a, b) = (fixed(sent), fixed(received));
+    let dims_agree = a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(x, y)| x.is_none() || y.is_none() || x == y);
+    if sent.dtype == received.dtype && dims_agree {
+        return Ok(());
+    }
+    Err(Error::InvalidOption(format!(
+        "the transmitter reads {:?} as {} {} but the receiver reads {:?} as {} {}: both models \
+         are fed the same inputs, so they must take the same kind of input (type and every \
+         dimension after the batch); pair models of one modality",
+        sent.name,
+        sent.dtype,
+        sent.shape_text(),
+        received.name,
+        received.dtype,
+        received.shape_text()
+    )))
+}
+
 /// Refuses a recipe that cannot fine-tune.
 fn check_recipe(options: &TransferOptions) -> Result<()> {
     if options.epochs == 0 || options.batch_size == 0 {
@@ -330,6 +370,7 @@ impl<'m> ModeATransfer<'m> {
         progress: &mut dyn FnMut(Progress) -> Result<()>,
     ) -> Result<(TransferOutcome, Knowledge)> {
         check_recipe(&self.options)?;
+        check_same_inputs(&self.transmitter, &self.receiver)?;
         check_single_input(&self.receiver, &[train, validation])?;
         progress(Progress {
             phase: Phase::Capture,

@@ -122,7 +122,8 @@ pub struct SelectionReport {
     pub stopped_early: bool,
 }
 
-/// The receiver's trainable values (and what it rounds onto grids) at one moment.
+/// The receiver's trainable values and running statistics (and what it rounds onto grids)
+/// at one moment.
 pub(super) struct Snapshot {
     values: Vec<GraphTensor>,
     quantisation: FakeQuantisation,
@@ -134,6 +135,7 @@ impl Snapshot {
         let values = graph
             .variables()
             .iter()
+            .chain(graph.statistics())
             .map(|(_, var)| var.as_tensor().copy())
             .collect::<candle_core::Result<_>>()
             .map_err(crate::Error::compute(super::FINE_TUNING))?;
@@ -145,7 +147,8 @@ impl Snapshot {
 
     /// Puts this state back into `graph`.
     pub(super) fn restore(&self, graph: &mut TrainableGraph) -> Result<()> {
-        for ((_, var), value) in graph.variables().iter().zip(&self.values) {
+        let state = graph.variables().iter().chain(graph.statistics());
+        for ((_, var), value) in state.zip(&self.values) {
             var.set(value)
                 .map_err(crate::Error::compute(super::FINE_TUNING))?;
         }

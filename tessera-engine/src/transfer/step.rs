@@ -37,6 +37,8 @@ pub(super) struct StepBatch<'a> {
 }
 
 /// The batch's loss and its gradients for the receiver's (and the hub encoder's) variables.
+/// The receiver's batch normalisations, if any, move their running statistics as the step
+/// measured them (a statistic, not a weight: no optimiser step is needed for it).
 pub(super) fn gradients(
     receiver: &ReceiverGraph,
     objective: &Objective,
@@ -52,9 +54,12 @@ pub(super) fn gradients(
     } else {
         vec![step.batch]
     };
-    let forwards = in_parallel(&shards, |shard| {
-        receiver.forward(&step.inputs.select_rows(shard))
-    })?;
+    let (forwards, statistics): (Vec<_>, Vec<_>) = in_parallel(&shards, |shard| {
+        receiver.forward_training(&step.inputs.select_rows(shard))
+    })?
+    .into_iter()
+    .unzip();
+    receiver.update_statistics(&statistics)?;
 
     // Hub alignment on the whole batch, and its gradient at each shard's features.
     let hub_rows = step
