@@ -177,49 +177,11 @@ KEEP_BATCHNORM = {"cnn2d_bn"}
 
 
 def export(name: str, model: nn.Module, example: torch.Tensor, path: Path, exporter: str) -> None:
-    """zoo.export, except for the families in KEEP_BATCHNORM: torchscript without constant
-    folding; dynamo unoptimised, then the exporter's own optimizer (ONNXProgram.optimize, what
-    optimize=True runs) without onnxscript's BatchNorm-fusion rules, then saved as
-    torch.onnx.export saves (external data)."""
-    if name not in KEEP_BATCHNORM:
+    """zoo.export, except for the families in KEEP_BATCHNORM: zoo.export_keeping_batchnorm."""
+    if name in KEEP_BATCHNORM:
+        zoo.export_keeping_batchnorm(model, example, path, exporter, INPUT_NAME)
+    else:
         zoo.export(model, example, path, exporter, INPUT_NAME)
-        return
-    # Imported here, not at the top: the dynamo exports record the source lines of the model
-    # classes above, and those must not move (the other families' files would change).
-    import warnings
-
-    import onnxscript.rewriter
-    from onnxscript.rewriter.rules.common import (fuse_batchnorm_into_conv_rule,
-                                                  fuse_batchnorm_into_conv_transpose_rule,
-                                                  fuse_batchnorm_into_gemm_rule)
-
-    kw = zoo.EXPORTERS[exporter]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if exporter == "torchscript":
-            torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME],
-                              output_names=["logits"],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, "logits": {0: "batch"}},
-                              do_constant_folding=False, **kw)
-            return
-        batch = torch.export.Dim("batch")
-        program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME],
-                                    output_names=["logits"], dynamic_shapes=({0: batch},),
-                                    verbose=False, optimize=False, **kw)
-        # onnxscript's optimize_ir takes no rule list; it reads this module attribute.
-        bn_rules = {fuse_batchnorm_into_conv_rule, fuse_batchnorm_into_conv_transpose_rule,
-                    fuse_batchnorm_into_gemm_rule}
-        default_rules = getattr(onnxscript.rewriter, "_DEFAULT_REWRITE_RULES", None)
-        if default_rules is None or not bn_rules <= set(default_rules):
-            raise SystemExit("FAIL: onnxscript.rewriter._DEFAULT_REWRITE_RULES is gone or no "
-                             "longer holds the BatchNorm-fusion rules; update export()")
-        onnxscript.rewriter._DEFAULT_REWRITE_RULES = tuple(
-            r for r in default_rules if r not in bn_rules)
-        try:
-            program.optimize()
-        finally:
-            onnxscript.rewriter._DEFAULT_REWRITE_RULES = default_rules
-        program.save(str(path), external_data=True)
 
 
 def check_batchnorm(path: Path, model: nn.Module) -> None:

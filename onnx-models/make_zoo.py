@@ -296,6 +296,45 @@ def export(model, example, path: Path, exporter: str, input_name: str):
                               verbose=False, **kw)
 
 
+def export_keeping_batchnorm(model, example, path: Path, exporter: str, input_name: str):
+    """export, with every BatchNormalization kept as its own node: torchscript without constant
+    folding; dynamo unoptimised, then the exporter's own optimizer (ONNXProgram.optimize, what
+    optimize=True runs) without onnxscript's BatchNorm-fusion rules, then saved as
+    torch.onnx.export saves (external data)."""
+    import onnxscript.rewriter
+    from onnxscript.rewriter.rules.common import (fuse_batchnorm_into_conv_rule,
+                                                  fuse_batchnorm_into_conv_transpose_rule,
+                                                  fuse_batchnorm_into_gemm_rule)
+
+    kw = EXPORTERS[exporter]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            torch.onnx.export(model, (example,), str(path), input_names=[input_name],
+                              output_names=["logits"],
+                              dynamic_axes={input_name: {0: "batch"}, "logits": {0: "batch"}},
+                              do_constant_folding=False, **kw)
+            return
+        batch = torch.export.Dim("batch")
+        program = torch.onnx.export(model, (example,), input_names=[input_name],
+                                    output_names=["logits"], dynamic_shapes=({0: batch},),
+                                    verbose=False, optimize=False, **kw)
+        # onnxscript's optimize_ir takes no rule list; it reads this module attribute.
+        bn_rules = {fuse_batchnorm_into_conv_rule, fuse_batchnorm_into_conv_transpose_rule,
+                    fuse_batchnorm_into_gemm_rule}
+        default_rules = getattr(onnxscript.rewriter, "_DEFAULT_REWRITE_RULES", None)
+        if default_rules is None or not bn_rules <= set(default_rules):
+            raise SystemExit("FAIL: onnxscript.rewriter._DEFAULT_REWRITE_RULES is gone or no "
+                             "longer holds the BatchNorm-fusion rules; update export_keeping_batchnorm()")
+        onnxscript.rewriter._DEFAULT_REWRITE_RULES = tuple(
+            r for r in default_rules if r not in bn_rules)
+        try:
+            program.optimize()
+        finally:
+            onnxscript.rewriter._DEFAULT_REWRITE_RULES = default_rules
+        program.save(str(path), external_data=True)
+
+
 def check_export(path: Path, info: dict, exporter: str, input_name: str) -> list[dict]:
     """Fail loudly unless the export at `path` (described by `info`, from inspect_onnx) has the
     exporter's opset, exactly the graph input `input_name` and output `logits`, both with a
@@ -621,14 +660,21 @@ def write_readme(manifest: dict, models: list, usage: dict) -> None:
     w("")
     w("Exported ONNX models, their datasets, and the scripts that made them. Everything in this "
       "folder except the sources — `make_zoo.py`, `zoo_models.py` (the model families), "
-      "`bench_torch.py`, `make_unclaimed.py` and `requirements.txt` — and `unclaimed/` is "
-      "written by `make_zoo.py`, this README included (edit its template in the script, then "
-      "re-run it).")
+      "`bench_torch.py`, `make_unclaimed.py`, `make_real.py`, `bench_real.py` and "
+      "`requirements.txt` — and `unclaimed/` and `real/` is written by `make_zoo.py`, this "
+      "README included (edit its template in the script, then re-run it).")
     w("")
     w("`unclaimed/` holds untrained digits receivers from families outside the zoo (2-D CNNs, a "
       "GRU, a plain MLP, a CLS-token transformer) for testing adapter selection and the "
       "fallback adapter; `python3 onnx-models/make_unclaimed.py` writes it, with its own "
       "README.")
+    w("")
+    w("`real/` is the real-size tier at tiny configs: torchvision's ResNet-18 and MobileNetV2 "
+      "and transformers' BERT and DistilBERT, built by the libraries' own code at reduced width "
+      "(transmitters trained, receivers untrained, both exporters, BatchNorm kept as its own "
+      "node); `python3 onnx-models/make_real.py` writes it, with its own README, and `--size "
+      "full --out DIR` the full-size models. `bench_real.py` runs plain distillation in "
+      "PyTorch eager between two of them, the reference the real-size report compares with.")
     w("")
     w("`bench_torch.py` times the same architectures in PyTorch eager (capture with forward "
       "hooks on every block, and one training step) for `tessera bench`, which reports Tessera's "

@@ -9,9 +9,8 @@ use assert_cmd::Command;
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::write_npy;
 use tessera_host::array_io::{read_npy, read_npz};
-use tessera_host::tensor::Tensor;
 
-use support::{plugins_dir, tbf_fixtures, zoo_file, zoo_models};
+use support::{max_difference, plugins_dir, tbf_fixtures, zoo_file, zoo_models};
 use tessera_host::zoo::ZooModel;
 
 fn tessera() -> Command {
@@ -80,15 +79,6 @@ fn inspect_model_prints_the_graph_summary_adapters_receive() {
     assert_eq!(lstm.int_attribute("hidden_size"), Some(32));
     assert_eq!(lstm.string_attribute("direction"), Some("bidirectional"));
     assert_eq!(summary.shapes[&lstm.outputs[0]].len(), 4);
-}
-
-fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
-    let (a, b) = (a.as_f32().unwrap(), b.as_f32().unwrap());
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

@@ -10,16 +10,7 @@ use tessera_host::dataset::Dataset;
 use tessera_host::onnx::OnnxModel;
 use tessera_host::tensor::Tensor;
 
-use support::{zoo_file, zoo_models};
-
-fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
-    let (a, b) = (a.as_f32().unwrap(), b.as_f32().unwrap());
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+use support::{max_difference, zoo_file, zoo_models};
 
 fn first_rows(dataset: &Dataset, rows: usize) -> Tensor {
     dataset.inputs.slice_axis(0, 0..rows.min(dataset.len()))

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use tessera_host::tensor::Tensor;
 use tessera_host::zoo::{Zoo, ZooModel};
 
 /// The repository root (the tests are compiled as part of `tessera-cli`, one folder down).
@@ -146,4 +147,14 @@ pub fn tessera() -> assert_cmd::Command {
         .env("TESSERA_PLUGIN_PATH", plugins_dir())
         .env("TESSERA_PRIVACY_LEDGER", test_ledger());
     command
+}
+
+/// The largest absolute difference between two float32 tensors of one shape.
+pub fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+    let (a, b) = (a.as_f32().expect("float32"), b.as_f32().expect("float32"));
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
