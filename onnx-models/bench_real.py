@@ -9,7 +9,8 @@ The receiver is rebuilt by make_real.py's own builder at the tier's size with th
 and its eval-mode validation logits are checked against the exported receiver's (so it starts
 from exactly the weights Tessera starts from). The transmitter's soft targets come from its
 exported ONNX file run by ONNX Runtime. Training: Hinton distillation, KL(teacher_T || student_T)
-· T² at T = 2 on the unlabelled training inputs, Adam at Tessera's default learning rate 3e-3,
+· T² at T = 2 on the unlabelled training inputs, Adam at Tessera's default learning rate 3e-3
+(or --learning-rate),
 20 epochs of batches of 32 shuffled by a torch.Generator seeded 0, train mode (batch statistics
 update). Reported: agreement with the transmitter and accuracy on the validation inputs after
 the last epoch, the median training step (ms) over the run, the run's seconds and the process's
@@ -47,6 +48,8 @@ def main(argv) -> None:
     parser.add_argument("--transmitter", required=True, help="file stem, e.g. resnet18.tx.dynamo")
     parser.add_argument("--receiver", required=True, choices=list(make_real.FAMILIES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
+                        help="Adam's learning rate (default Tessera's, 3e-3)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -71,7 +74,7 @@ def main(argv) -> None:
         raise SystemExit("FAIL: the rebuilt receiver is not the exported one "
                          f"(max |diff| {np.abs(start - exported).max():.3g})")
 
-    optimiser = torch.optim.Adam(student.parameters(), lr=LEARNING_RATE)
+    optimiser = torch.optim.Adam(student.parameters(), lr=args.learning_rate)
     generator = torch.Generator().manual_seed(0)
     soft = F.softmax(targets_train / TEMPERATURE, dim=1)
     steps, began = [], time.time()
@@ -91,7 +94,7 @@ def main(argv) -> None:
     logits = zoo.logits_of(student, x_val)
     result = dict(
         transmitter=args.transmitter, receiver=args.receiver, size=manifest["size"],
-        threads=args.threads, epochs=EPOCHS, steps=len(steps),
+        threads=args.threads, epochs=EPOCHS, steps=len(steps), learning_rate=args.learning_rate,
         agreement=float((logits.argmax(1) == targets_val.argmax(1)).float().mean()),
         accuracy=zoo.accuracy(logits, y_val),
         transmitter_accuracy=zoo.accuracy(targets_val, y_val),
