@@ -280,7 +280,8 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def export(model, example, path: Path, exporter: str, input_name: str):
+def export(model, example, path: Path, exporter: str, input_name: str,
+           constant_folding: bool = True):
     kw = EXPORTERS[exporter]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -288,7 +289,7 @@ def export(model, example, path: Path, exporter: str, input_name: str):
             torch.onnx.export(model, (example,), str(path), input_names=[input_name],
                               output_names=["logits"],
                               dynamic_axes={input_name: {0: "batch"}, "logits": {0: "batch"}},
-                              **kw)
+                              do_constant_folding=constant_folding, **kw)
         else:
             batch = torch.export.Dim("batch")
             torch.onnx.export(model, (example,), str(path), input_names=[input_name],
@@ -306,15 +307,12 @@ def export_keeping_batchnorm(model, example, path: Path, exporter: str, input_na
                                                   fuse_batchnorm_into_conv_transpose_rule,
                                                   fuse_batchnorm_into_gemm_rule)
 
+    if exporter == "torchscript":
+        export(model, example, path, exporter, input_name, constant_folding=False)
+        return
     kw = EXPORTERS[exporter]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if exporter == "torchscript":
-            torch.onnx.export(model, (example,), str(path), input_names=[input_name],
-                              output_names=["logits"],
-                              dynamic_axes={input_name: {0: "batch"}, "logits": {0: "batch"}},
-                              do_constant_folding=False, **kw)
-            return
         batch = torch.export.Dim("batch")
         program = torch.onnx.export(model, (example,), input_names=[input_name],
                                     output_names=["logits"], dynamic_shapes=({0: batch},),
@@ -325,7 +323,8 @@ def export_keeping_batchnorm(model, example, path: Path, exporter: str, input_na
         default_rules = getattr(onnxscript.rewriter, "_DEFAULT_REWRITE_RULES", None)
         if default_rules is None or not bn_rules <= set(default_rules):
             raise SystemExit("FAIL: onnxscript.rewriter._DEFAULT_REWRITE_RULES is gone or no "
-                             "longer holds the BatchNorm-fusion rules; update export_keeping_batchnorm()")
+                             "longer holds the BatchNorm-fusion rules; update "
+                             "export_keeping_batchnorm()")
         onnxscript.rewriter._DEFAULT_REWRITE_RULES = tuple(
             r for r in default_rules if r not in bn_rules)
         try:

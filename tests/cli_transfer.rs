@@ -18,7 +18,9 @@ use tessera_host::tbf::{self, KnowledgeType, LoadOptions, QuantType};
 use tessera_host::transfer::{Augmentation, Knowledge, ModeATransfer};
 use tessera_host::zoo::ZooModel;
 
-use support::{assert_success, plugin_library, repo_root, tessera, zoo, zoo_file};
+use support::{
+    assert_success, plugin_library, repo_root, tessera, transfer_command, zoo, zoo_file,
+};
 
 fn model(id: &str) -> ZooModel {
     zoo().model(id).unwrap().clone()
@@ -31,28 +33,21 @@ fn transfer(
     folder: &Path,
     extra: &[&str],
 ) -> (std::process::Output, PathBuf, PathBuf) {
-    let token = folder.join("token.tbf");
-    let tuned = folder.join("tuned.onnx");
-    let output = tessera()
-        .args(["transfer", "--json", "--hub-dim", "64", "--hub-epochs", "3"])
-        .arg("--transmitter")
-        .arg(zoo_file(&transmitter.onnx))
-        .arg("--receiver")
-        .arg(zoo_file(&receiver.onnx))
-        .arg("--inputs")
-        .arg(zoo_file(&transmitter.datasets.train_inputs))
-        .arg("--val-inputs")
-        .arg(zoo_file(&transmitter.datasets.val_inputs))
-        .arg("--val-labels")
-        .arg(zoo_file(&transmitter.datasets.val_labels))
-        .arg("--out")
-        .arg(&token)
-        .arg("--receiver-out")
-        .arg(&tuned)
-        .args(extra)
-        .output()
-        .unwrap();
-    (output, token, tuned)
+    let output = transfer_command(
+        &zoo_file(&transmitter.onnx),
+        &zoo_file(&receiver.onnx),
+        &zoo_file(&transmitter.datasets.train_inputs),
+        folder,
+    )
+    .args(["--json", "--hub-dim", "64", "--hub-epochs", "3"])
+    .arg("--val-inputs")
+    .arg(zoo_file(&transmitter.datasets.val_inputs))
+    .arg("--val-labels")
+    .arg(zoo_file(&transmitter.datasets.val_labels))
+    .args(extra)
+    .output()
+    .unwrap();
+    (output, folder.join("token.tbf"), folder.join("tuned.onnx"))
 }
 
 fn succeeded(output: &std::process::Output) -> serde_json::Value {
@@ -255,22 +250,15 @@ fn tessera_transfer_with_inputs(
     folder: &Path,
     inputs: &Path,
 ) -> (std::process::Output, PathBuf, PathBuf) {
-    let token = folder.join("token.tbf");
-    let tuned = folder.join("tuned.onnx");
-    let output = tessera()
-        .args(["transfer", "--transmitter"])
-        .arg(zoo_file(&transmitter.onnx))
-        .arg("--receiver")
-        .arg(zoo_file(&receiver.onnx))
-        .arg("--inputs")
-        .arg(inputs)
-        .arg("--out")
-        .arg(&token)
-        .arg("--receiver-out")
-        .arg(&tuned)
-        .output()
-        .unwrap();
-    (output, token, tuned)
+    let output = transfer_command(
+        &zoo_file(&transmitter.onnx),
+        &zoo_file(&receiver.onnx),
+        inputs,
+        folder,
+    )
+    .output()
+    .unwrap();
+    (output, folder.join("token.tbf"), folder.join("tuned.onnx"))
 }
 
 #[test]

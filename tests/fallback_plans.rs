@@ -15,7 +15,7 @@ use tessera_host::onnx::OnnxModel;
 use tessera_host::plugin::{check_plan, summarise, FallbackAdapter};
 use tessera_host::pooling::pool;
 
-use support::{assert_success, repo_root, tessera, zoo_file};
+use support::{assert_success, repo_root, tessera, transfer_command, zoo_file};
 
 /// Every family in `onnx-models/unclaimed/`, and whether the bundled plugins leave it to the
 /// fallback (the GRU is read by the `lstm` plugin, the CLS transformer by `transformer`).
@@ -120,25 +120,27 @@ fn transfers_into_plain_networks_through_the_fallback_gain_agreement() {
         ("plain_mlp", "torchscript"),
     ] {
         let folder = tempfile::tempdir().unwrap();
-        let output = tessera()
-            .args(["transfer", "--json", "--hub-dim", "64", "--hub-epochs", "2"])
-            .args(["--epochs", "4"])
-            .arg("--transmitter")
-            .arg(zoo_file("digits/conv_64d_2L.tx.torchscript.onnx"))
-            .arg("--receiver")
-            .arg(unclaimed(family, exporter))
-            .arg("--inputs")
-            .arg(zoo_file("digits/train_inputs.npy"))
-            .arg("--val-inputs")
-            .arg(zoo_file("digits/val_inputs.npy"))
-            .arg("--val-labels")
-            .arg(zoo_file("digits/val_labels.npy"))
-            .arg("--out")
-            .arg(folder.path().join("token.tbf"))
-            .arg("--receiver-out")
-            .arg(folder.path().join("tuned.onnx"))
-            .output()
-            .unwrap();
+        let output = transfer_command(
+            &zoo_file("digits/conv_64d_2L.tx.torchscript.onnx"),
+            &unclaimed(family, exporter),
+            &zoo_file("digits/train_inputs.npy"),
+            folder.path(),
+        )
+        .args([
+            "--json",
+            "--hub-dim",
+            "64",
+            "--hub-epochs",
+            "2",
+            "--epochs",
+            "4",
+        ])
+        .arg("--val-inputs")
+        .arg(zoo_file("digits/val_inputs.npy"))
+        .arg("--val-labels")
+        .arg(zoo_file("digits/val_labels.npy"))
+        .output()
+        .unwrap();
         assert_success(&output);
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         let report = &result["report"];

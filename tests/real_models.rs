@@ -19,7 +19,7 @@ use tessera_host::onnx::OnnxModel;
 use tessera_host::tensor::Tensor;
 
 use candle_core::Device;
-use support::{assert_success, max_difference, repo_root, tessera};
+use support::{assert_success, max_difference, repo_root, transfer_command};
 
 /// Every family, with its task folder.
 const FAMILIES: [(&str, &str); 4] = [
@@ -191,24 +191,19 @@ fn transfers_between_real_families_gain_agreement() {
         ),
         ("text", "bert.tx.torchscript", "distilbert.rx.dynamo"),
     ] {
-        let output = tessera()
-            .args(["transfer", "--json", "--hub-dim", "64", "--epochs", "4"])
-            .arg("--transmitter")
-            .arg(real(&format!("{task}/{transmitter}.onnx")))
-            .arg("--receiver")
-            .arg(real(&format!("{task}/{receiver}.onnx")))
-            .arg("--inputs")
-            .arg(real(&format!("{task}/train_inputs.npy")))
-            .arg("--val-inputs")
-            .arg(first_rows(task, "val_inputs.npy", 200, folder.path()))
-            .arg("--val-labels")
-            .arg(first_rows(task, "val_labels.npy", 200, folder.path()))
-            .arg("--out")
-            .arg(folder.path().join("token.tbf"))
-            .arg("--receiver-out")
-            .arg(folder.path().join("tuned.onnx"))
-            .output()
-            .unwrap();
+        let output = transfer_command(
+            &real(&format!("{task}/{transmitter}.onnx")),
+            &real(&format!("{task}/{receiver}.onnx")),
+            &real(&format!("{task}/train_inputs.npy")),
+            folder.path(),
+        )
+        .args(["--json", "--hub-dim", "64", "--epochs", "4"])
+        .arg("--val-inputs")
+        .arg(first_rows(task, "val_inputs.npy", 200, folder.path()))
+        .arg("--val-labels")
+        .arg(first_rows(task, "val_labels.npy", 200, folder.path()))
+        .output()
+        .unwrap();
         assert_success(&output);
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         let report = &result["report"];
@@ -226,19 +221,14 @@ fn transfers_between_real_families_gain_agreement() {
 #[test]
 fn an_image_model_and_a_token_model_do_not_pair() {
     let folder = tempfile::tempdir().unwrap();
-    let output = tessera()
-        .args(["transfer", "--transmitter"])
-        .arg(real("text/bert.tx.dynamo.onnx"))
-        .arg("--receiver")
-        .arg(real("images/resnet18.rx.dynamo.onnx"))
-        .arg("--inputs")
-        .arg(real("text/train_inputs.npy"))
-        .arg("--out")
-        .arg(folder.path().join("token.tbf"))
-        .arg("--receiver-out")
-        .arg(folder.path().join("tuned.onnx"))
-        .output()
-        .unwrap();
+    let output = transfer_command(
+        &real("text/bert.tx.dynamo.onnx"),
+        &real("images/resnet18.rx.dynamo.onnx"),
+        &real("text/train_inputs.npy"),
+        folder.path(),
+    )
+    .output()
+    .unwrap();
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(

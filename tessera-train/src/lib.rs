@@ -119,8 +119,9 @@ impl TrainableGraph {
                 ))
                 .into());
         }
-        let model = &untied(model)?;
-        let running = running_statistics(model);
+        let given = model;
+        let model = untied(given)?;
+        let running = running_statistics(&model);
         let mut constants = HashMap::new();
         let mut variables = Vec::new();
         let mut statistics = Vec::new();
@@ -143,7 +144,7 @@ impl TrainableGraph {
             }
         }
         if let Trainable::Only(chosen) | Trainable::AllExcept(chosen) = trainable {
-            let known: HashSet<&str> = model
+            let known: HashSet<&str> = given
                 .graph()
                 .initializer
                 .iter()
@@ -155,10 +156,10 @@ impl TrainableGraph {
                     .into());
             }
         }
-        let learned = learned_tensors(model, &variables);
+        let learned = learned_tensors(&model, &variables);
         let fused = fusion::fuse(model.graph(), &learned);
         Ok(Self {
-            model: model.clone(),
+            model,
             device,
             constants,
             variables,
@@ -346,8 +347,7 @@ impl TrainableGraph {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let normalises = proto.op_type == "BatchNormalization" && proto.domain.is_empty();
-            let results = if training && normalises {
+            let results = if training && normalises(proto) {
                 let results = ops::batch_normalization_training(&node, &arguments)?;
                 for (input, value) in proto.input.iter().skip(3).zip(&results[1..]) {
                     if self.statistics.iter().any(|(name, _)| name == input) {
@@ -402,8 +402,8 @@ impl TrainableGraph {
     }
 
     /// The model with every variable's and running statistic's current value written into its
-    /// initializer; the graph,
-    /// opsets and metadata are unchanged.
+    /// initializer; the graph (but for the batch normalisations' own copies of what the
+    /// exporter merged), opsets and metadata are unchanged.
     pub fn trained_model(&self) -> Result<OnnxModel> {
         let mut values = HashMap::new();
         for (name, var) in self.variables.iter().chain(&self.statistics) {
@@ -427,7 +427,6 @@ pub struct BatchStatistics(HashMap<String, Tensor>);
 /// [`tessera_onnx::untie_batch_normalization`]), so that no two layers learn one scale or
 /// measure one statistic.
 fn untied(model: &OnnxModel) -> Result<OnnxModel> {
-    let normalises = |node: &tessera_onnx::proto::NodeProto| node.op_type == "BatchNormalization";
     if !model.graph().node.iter().any(normalises) {
         return Ok(model.clone());
     }
@@ -442,13 +441,18 @@ fn untied(model: &OnnxModel) -> Result<OnnxModel> {
     }
 }
 
+/// Whether `node` is a `BatchNormalization` (default domain).
+fn normalises(node: &tessera_onnx::proto::NodeProto) -> bool {
+    node.op_type == "BatchNormalization" && node.domain.is_empty()
+}
+
 /// The initializers that `BatchNormalization` nodes read as running mean and variance.
 fn running_statistics(model: &OnnxModel) -> HashSet<&str> {
     model
         .graph()
         .node
         .iter()
-        .filter(|node| node.op_type == "BatchNormalization" && node.domain.is_empty())
+        .filter(|node| normalises(node))
         .flat_map(|node| node.input.iter().skip(3).take(2))
         .map(String::as_str)
         .collect()

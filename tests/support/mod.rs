@@ -158,3 +158,28 @@ pub fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// `tessera transfer` from `transmitter` into `receiver` on `inputs`, writing the knowledge
+/// token and the tuned receiver as `token.tbf` and `tuned.onnx` in `folder`; options may be
+/// added before it runs.
+pub fn transfer_command(
+    transmitter: &Path,
+    receiver: &Path,
+    inputs: &Path,
+    folder: &Path,
+) -> assert_cmd::Command {
+    let mut command = tessera();
+    command
+        .arg("transfer")
+        .arg("--transmitter")
+        .arg(transmitter)
+        .arg("--receiver")
+        .arg(receiver)
+        .arg("--inputs")
+        .arg(inputs)
+        .arg("--out")
+        .arg(folder.join("token.tbf"))
+        .arg("--receiver-out")
+        .arg(folder.join("tuned.onnx"));
+    command
+}

@@ -1,7 +1,7 @@
 //! Enlarging a set of unlabelled inputs without labels or outside data: recombining the given
 //! inputs ([`mix`]) or drawing from their value range ([`sample_domain`]).
 
-use ndarray::{ArrayD, Axis};
+use ndarray::{ArrayD, Axis, Slice};
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::RngExt;
@@ -32,37 +32,17 @@ fn mix_array<T: Copy>(array: &ArrayD<T>, rng: &mut ChaCha8Rng) -> Result<ArrayD<
     let partners = mix_partners(array.len_of(Axis(0)), rng);
     let mut mixed = array.clone();
     for (row, &partner) in partners.iter().enumerate() {
-        let ranges: Vec<(usize, usize)> = spans
-            .iter()
-            .map(|&a| {
-                let length = array.len_of(Axis(a + 1));
-                let start = rng.random_range(0..length);
-                (start, rng.random_range(start + 1..=length))
-            })
-            .collect();
         let source = array.index_axis(Axis(0), partner);
         let mut target = mixed.index_axis_mut(Axis(0), row);
-        match (spans, ranges.as_slice()) {
-            ([first, second], [(top, bottom), (left, right)]) => {
-                for position in *top..*bottom {
-                    let from = source.index_axis(Axis(*first), position);
-                    let mut to = target.index_axis_mut(Axis(*first), position);
-                    // Axis `second` of the input is one lower once `first` is indexed away.
-                    for column in *left..*right {
-                        to.index_axis_mut(Axis(second - 1), column)
-                            .assign(&from.index_axis(Axis(second - 1), column));
-                    }
-                }
-            }
-            _ => {
-                let (start, end) = ranges[0];
-                for position in start..end {
-                    target
-                        .index_axis_mut(Axis(0), position)
-                        .assign(&source.index_axis(Axis(0), position));
-                }
-            }
+        let (mut from, mut to) = (source.view(), target.view_mut());
+        for &a in spans {
+            let length = array.len_of(Axis(a + 1));
+            let start = rng.random_range(0..length);
+            let span = Slice::from(start..rng.random_range(start + 1..=length));
+            from.slice_axis_inplace(Axis(a), span);
+            to.slice_axis_inplace(Axis(a), span);
         }
+        to.assign(&from);
     }
     Ok(mixed)
 }

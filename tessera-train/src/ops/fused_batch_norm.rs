@@ -27,6 +27,9 @@ pub fn batch_norm(
     statistics: Statistics,
     epsilon: f64,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    if !x.device().is_cpu() {
+        return composed(x, [scale, bias, mean, variance], statistics, epsilon);
+    }
     let (batch, channels) = (x.dim(0)?, x.dim(1)?);
     let geometry = Geometry {
         batch,
@@ -36,22 +39,12 @@ pub fn batch_norm(
     let x = x.contiguous()?;
     let (mean, variance) = match statistics {
         Statistics::Running => (mean.flatten_all()?, variance.flatten_all()?),
-        Statistics::Batch if x.device().is_cpu() => {
+        Statistics::Batch => {
             let moments = run_kernel_on(&Moments(geometry), &[&x.detach()], 2 * channels)?;
             (
                 moments.narrow(0, 0, channels)?,
                 moments.narrow(0, channels, channels)?,
             )
-        }
-        Statistics::Batch => {
-            let axes: Vec<usize> = (0..x.rank()).filter(|&a| a != 1).collect();
-            let x = x.detach();
-            let mean = x.mean_keepdim(axes.as_slice())?;
-            let variance = x
-                .broadcast_sub(&mean)?
-                .sqr()?
-                .mean_keepdim(axes.as_slice())?;
-            (mean.flatten_all()?, variance.flatten_all()?)
         }
     };
     let dtype = x.dtype();
@@ -70,23 +63,21 @@ pub fn batch_norm(
         epsilon,
         statistics,
     };
-    let y = if x.device().is_cpu() {
-        x.apply_op2(&parameters, op)?
-    } else {
-        composed(&x, &parameters, op)?
-    };
-    Ok((y, mean, variance))
+    Ok((x.apply_op2(&parameters, op)?, mean, variance))
 }
 
-/// The same normalisation composed of candle operations, for devices the kernels do not run
-/// on.
-fn composed(x: &Tensor, parameters: &Tensor, op: BatchNorm) -> candle_core::Result<Tensor> {
+/// [`batch_norm`] composed of candle operations, for devices the kernels do not run on.
+fn composed(
+    x: &Tensor,
+    [scale, bias, mean, variance]: [&Tensor; 4],
+    statistics: Statistics,
+    epsilon: f64,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
     let mut dims = vec![1usize; x.rank()];
-    dims[1] = op.geometry.channels;
-    let row = |k: usize| parameters.get(k)?.reshape(dims.as_slice());
-    let (scale, bias) = (row(0)?, row(1)?);
-    let (mean, variance) = match op.statistics {
-        Statistics::Running => (row(2)?, row(3)?),
+    dims[1] = x.dim(1)?;
+    let channel = |t: &Tensor| t.to_dtype(x.dtype())?.reshape(dims.as_slice());
+    let (mean, variance) = match statistics {
+        Statistics::Running => (channel(mean)?, channel(variance)?),
         Statistics::Batch => {
             let axes: Vec<usize> = (0..x.rank()).filter(|&a| a != 1).collect();
             let mean = x.mean_keepdim(axes.as_slice())?;
@@ -97,10 +88,16 @@ fn composed(x: &Tensor, parameters: &Tensor, op: BatchNorm) -> candle_core::Resu
             (mean, variance)
         }
     };
-    x.broadcast_sub(&mean)?
-        .broadcast_div(&variance.affine(1.0, op.epsilon)?.sqrt()?)?
-        .broadcast_mul(&scale)?
-        .broadcast_add(&bias)
+    let y = x
+        .broadcast_sub(&mean)?
+        .broadcast_div(&variance.affine(1.0, epsilon)?.sqrt()?)?
+        .broadcast_mul(&channel(scale)?)?
+        .broadcast_add(&channel(bias)?)?;
+    Ok((
+        y,
+        mean.detach().flatten_all()?,
+        variance.detach().flatten_all()?,
+    ))
 }
 
 /// The layout of the normalised values: `batch` blocks of `channels` runs of `positions`.
@@ -317,18 +314,13 @@ mod tests {
                 1e-3,
             )
             .unwrap();
-            let parameters =
-                Tensor::stack(&[scale.as_tensor(), bias.as_tensor(), &mean, &variance], 0).unwrap();
-            let op = BatchNorm {
-                geometry: Geometry {
-                    batch: 2,
-                    channels: 3,
-                    positions: 8,
-                },
-                epsilon: 1e-3,
+            let (reference, _, _) = composed(
+                x.as_tensor(),
+                [scale.as_tensor(), bias.as_tensor(), &mean, &variance],
                 statistics,
-            };
-            let reference = composed(x.as_tensor(), &parameters, op).unwrap();
+                1e-3,
+            )
+            .unwrap();
             assert!(largest_difference(&kernel, &reference) < 1e-5);
             let of = [x.as_tensor(), scale.as_tensor(), bias.as_tensor()];
             let got = weighted_gradients(&kernel, &of);
