@@ -1,8 +1,8 @@
 //! The fallback adapter on models from families the bundled plugins do not claim
 //! (`onnx-models/unclaimed/`, each from both exporters): it plans every one, its plans pass the
 //! host's checks and read activations of the declared width, the registry falls back to it
-//! for the plain CNNs and the MLP, and transfers into a plain CNN and an MLP through it gain
-//! agreement.
+//! for the plain CNNs and the MLP, and transfers into a plain CNN, an MLP and a CNN with
+//! BatchNorm through it gain agreement.
 
 mod support;
 
@@ -110,14 +110,15 @@ fn the_registry_leaves_the_unclaimed_families_to_the_fallback() {
 
 #[test]
 fn transfers_into_plain_networks_through_the_fallback_gain_agreement() {
-    // A CNN without residuals or norms from both exporters, and an MLP without either. (The
-    // CNNs that average their feature maps globally, `cnn2d_gap` and `cnn2d_bn`, start with
-    // outputs that hardly depend on the input: `cnn2d_gap` passes 0.8 after 10 to 14 epochs.
-    // Their plans are checked above.)
+    // A CNN without residuals or norms from both exporters, an MLP without either, and a CNN
+    // with BatchNorm, whose normalisations fine-tune with batch statistics. (`cnn2d_gap`, which
+    // averages its feature maps globally, starts with outputs that hardly depend on the input
+    // and passes 0.8 after 10 to 14 epochs; its plan is checked above.)
     for (family, exporter) in [
         ("cnn2d_flatten", "dynamo"),
         ("cnn2d_flatten", "torchscript"),
         ("plain_mlp", "torchscript"),
+        ("cnn2d_bn", "torchscript"),
     ] {
         let folder = tempfile::tempdir().unwrap();
         let output = transfer_command(
