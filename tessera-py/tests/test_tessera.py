@@ -86,15 +86,21 @@ def test_two_parties_emit_and_absorb_through_the_token_alone(tmp_path):
 
 
 def test_an_interrupt_stops_a_transfer_cleanly_with_nothing_written(tmp_path):
+    # A process started in the background without job control inherits SIGINT ignored, and
+    # Python then raises no KeyboardInterrupt: Python's own handler is put back for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        tessera.transfer(
-            TX, RX, np.load(DIGITS / "train_inputs.npy"),
-            receiver_out=tmp_path / "tuned.onnx", token_out=tmp_path / "knowledge.tbf",
-            epochs=200, hub_epochs=2, hub_dim=64,
-        )
-    timer.cancel()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tessera.transfer(
+                TX, RX, np.load(DIGITS / "train_inputs.npy"),
+                receiver_out=tmp_path / "tuned.onnx", token_out=tmp_path / "knowledge.tbf",
+                epochs=200, hub_epochs=2, hub_dim=64,
+            )
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert not (tmp_path / "tuned.onnx").exists() and not (tmp_path / "knowledge.tbf").exists()
 
 
