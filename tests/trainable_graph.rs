@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::collections::{HashMap, HashSet};
+
 use tessera_host::backend::candle::{to_host, unsupported_nodes, Trainable, TrainableGraph};
 use tessera_host::backend::tract::TractExecutor;
 use tessera_host::backend::Executor;
@@ -149,6 +151,70 @@ fn single_numbers_are_constants_not_weights() {
     let named = Trainable::Only(vec![numbers[0].clone()]);
     let graph = TrainableGraph::new(&model, &named, candle_core::Device::Cpu).unwrap();
     assert_eq!(graph.variables().len(), 1);
+}
+
+/// The exporters read every layer's normalisation scale and bias (and, for TorchScript, every
+/// attention output bias) of an untrained network from one initializer, since their values are
+/// equal; fine-tuning gives each layer its own. Choosing the merged initializer chooses every
+/// copy of it.
+#[test]
+fn merged_layer_parameters_are_learned_per_layer() {
+    for exporter in ["torchscript", "dynamo"] {
+        let id = format!("toy/transformer_64d_2L.rx.{exporter}");
+        let zoo = zoo_models()
+            .into_iter()
+            .find(|model| model.id == id)
+            .unwrap();
+        let model = OnnxModel::load(&zoo_file(&zoo.onnx)).unwrap();
+        // Each normalisation's scale, followed through the Identity nodes TorchScript reads
+        // merged tensors through.
+        let scales = |graph: &tessera_host::onnx::proto::GraphProto| -> Vec<String> {
+            let aliases: HashMap<&str, &str> = graph
+                .node
+                .iter()
+                .filter(|node| node.op_type == "Identity")
+                .map(|node| (node.output[0].as_str(), node.input[0].as_str()))
+                .collect();
+            let source = |name: &str| {
+                let mut name = name;
+                while let Some(from) = aliases.get(name) {
+                    name = from;
+                }
+                name.to_string()
+            };
+            graph
+                .node
+                .iter()
+                .filter(|node| node.op_type == "LayerNormalization")
+                .map(|node| source(&node.input[1]))
+                .collect()
+        };
+        let given = scales(model.graph());
+        let distinct = |names: &[String]| names.iter().collect::<HashSet<_>>().len();
+        assert!(
+            distinct(&given) < given.len(),
+            "{id}: the export merges them"
+        );
+        let graph = TrainableGraph::new(&model, &Trainable::All, candle_core::Device::Cpu).unwrap();
+        let tuned = graph.trained_model().unwrap();
+        let own = scales(tuned.graph());
+        assert_eq!(distinct(&own), own.len(), "{id}: one scale per layer");
+        let learned: HashSet<&str> = graph.variables().iter().map(|(n, _)| n.as_str()).collect();
+        assert!(own.iter().all(|scale| learned.contains(scale.as_str())));
+        let frozen = Trainable::AllExcept(vec![given[0].clone()]);
+        let graph = TrainableGraph::new(&model, &frozen, candle_core::Device::Cpu).unwrap();
+        let learned: HashSet<&str> = graph.variables().iter().map(|(n, _)| n.as_str()).collect();
+        let copies = scales(graph.trained_model().unwrap().graph());
+        let sharing = given.iter().filter(|scale| **scale == given[0]).count();
+        let frozen_copies = copies
+            .iter()
+            .filter(|copy| !learned.contains(copy.as_str()))
+            .count();
+        assert_eq!(
+            frozen_copies, sharing,
+            "{id}: every copy of a frozen tensor stays frozen"
+        );
+    }
 }
 
 /// A model of one `[2, 3, 4]` float input and three normalisations of it — Softmax with no axis

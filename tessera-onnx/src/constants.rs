@@ -49,16 +49,20 @@ pub fn merge_duplicate_constants(graph: &mut GraphProto) -> usize {
     merged.len()
 }
 
-/// Gives every `BatchNormalization` node its own initializer for each per-channel input
-/// (scale, bias, running mean and variance) that it shares with another node or input, or
-/// reads through `Identity` nodes. Exporters merge initializers whose values are equal — an
-/// untrained network's normalisations all start at scale 1, bias 0, mean 0, variance 1, so a
-/// running variance may be read from another layer's scale — but each layer learns its own
-/// parameters and measures its own statistics. The copies are named `<node>.<input>` (made
-/// unique); `Identity` nodes and initializers no longer read are removed. Nothing the model
-/// computes changes. Returns how many copies were made.
-pub fn untie_batch_normalization(graph: &mut GraphProto) -> usize {
-    const ROLES: [&str; 4] = ["scale", "bias", "running_mean", "running_var"];
+/// Gives each layer its own copy of the parameters an exporter merged: every input that reads
+/// (directly or through `Identity` nodes) an initializer other inputs read too, when that
+/// initializer is a float tensor of more than one element whose elements are all equal, and
+/// every per-channel input of a `BatchNormalization` (scale, bias, running mean and variance)
+/// that is shared or read through an `Identity`. Exporters merge initializers whose values are
+/// equal — an untrained network's layer normalisations all start at scale 1 and bias 0, its
+/// attention biases at 0, so one tensor may serve every layer, and a running variance may be
+/// read from another layer's scale — but each layer learns its own parameters and measures its
+/// own statistics. Tensors that differ element to element are left shared: those are tied on
+/// purpose (an embedding table that is also the output layer). The copies are named
+/// `<node>.<input>` (made unique); `Identity` nodes and initializers no longer read are
+/// removed. Nothing the model computes changes. Returns each copy's name with the name of the
+/// initializer it copies.
+pub fn untie_merged_initializers(graph: &mut GraphProto) -> HashMap<String, String> {
     let initializers: HashMap<String, usize> = graph
         .initializer
         .iter()
@@ -82,36 +86,63 @@ pub fn untie_batch_normalization(graph: &mut GraphProto) -> usize {
         }
         None
     };
-    let mut readers: HashMap<String, usize> = HashMap::new();
-    for node in &graph.node {
-        for input in &node.input {
-            *readers.entry(input.clone()).or_default() += 1;
+    let is_identity = |n: &NodeProto| n.op_type == "Identity" && n.domain.is_empty();
+    let mut readers = vec![0usize; graph.initializer.len()];
+    for node in graph.node.iter().filter(|n| !is_identity(n)) {
+        for index in node.input.iter().filter_map(|input| source(input)) {
+            readers[index] += 1;
         }
     }
+    let merged: Vec<bool> = graph
+        .initializer
+        .iter()
+        .zip(&readers)
+        .map(|(initializer, &readers)| {
+            readers > 1
+                && crate::float_values(initializer).is_some_and(|values| {
+                    values.len() > 1 && values.iter().all(|v| v.to_bits() == values[0].to_bits())
+                })
+        })
+        .collect();
+    let outputs: std::collections::HashSet<&str> =
+        graph.output.iter().map(|o| o.name.as_str()).collect();
     let mut taken: std::collections::HashSet<String> = initializers
         .keys()
         .cloned()
         .chain(graph.node.iter().flat_map(|n| n.output.iter().cloned()))
         .collect();
     let mut copies = Vec::new();
+    let mut origins = HashMap::new();
     for (index, node) in graph.node.iter_mut().enumerate() {
-        if node.op_type != "BatchNormalization" || !node.domain.is_empty() {
+        if is_identity(node) {
             continue;
         }
         let label = if node.name.is_empty() {
-            format!("batch_normalization_{index}")
+            format!("{}_{index}", node.op_type.to_lowercase())
         } else {
             node.name.clone()
         };
-        for (slot, role) in (1..node.input.len().min(5)).zip(ROLES) {
+        let normalises = node.op_type == "BatchNormalization" && node.domain.is_empty();
+        for slot in 0..node.input.len() {
             let name = &node.input[slot];
             let Some(from) = source(name) else {
                 continue;
             };
-            let own = initializers.contains_key(name) && readers.get(name) == Some(&1);
-            if own {
+            if outputs.contains(graph.initializer[from].name.as_str()) {
                 continue;
             }
+            let per_channel = normalises && (1..5).contains(&slot);
+            let own = initializers.contains_key(name) && readers[from] == 1;
+            if !(merged[from] || per_channel && !own) {
+                continue;
+            }
+            let role = match (normalises, slot) {
+                (true, 1) => "scale".to_string(),
+                (true, 2) => "bias".to_string(),
+                (true, 3) => "running_mean".to_string(),
+                (true, 4) => "running_var".to_string(),
+                _ => format!("input{slot}"),
+            };
             let mut copy_name = format!("{label}.{role}");
             let mut suffix = 1;
             while taken.contains(&copy_name) {
@@ -121,16 +152,16 @@ pub fn untie_batch_normalization(graph: &mut GraphProto) -> usize {
             taken.insert(copy_name.clone());
             let mut copy = graph.initializer[from].clone();
             copy.name.clone_from(&copy_name);
+            origins.insert(copy_name.clone(), graph.initializer[from].name.clone());
             copies.push(copy);
             node.input[slot] = copy_name;
         }
     }
-    let made = copies.len();
     graph.initializer.extend(copies);
-    if made > 0 {
+    if !origins.is_empty() {
         remove_unread(graph);
     }
-    made
+    origins
 }
 
 /// Removes the `Identity` nodes and initializers nothing reads (graph outputs are read), until
@@ -332,7 +363,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert_eq!(untie_batch_normalization(&mut graph), 5);
+        assert_eq!(untie_merged_initializers(&mut graph).len(), 5);
         let read: Vec<Vec<&str>> = graph
             .node
             .iter()
@@ -362,6 +393,60 @@ mod tests {
         assert_eq!(values("bn_a.running_var"), Some(vec![1.0, 1.0]));
         assert_eq!(values("bn_a.running_mean"), Some(vec![0.0, 0.0]));
         assert_eq!(values("ones"), None, "no longer read");
-        assert_eq!(untie_batch_normalization(&mut graph), 0, "nothing shared");
+        assert!(
+            untie_merged_initializers(&mut graph).is_empty(),
+            "nothing shared"
+        );
+    }
+
+    #[test]
+    fn merged_uniform_parameters_are_untied_and_deliberate_ties_kept() {
+        let node = |name: &str, op: &str, inputs: [&str; 2]| NodeProto {
+            name: name.into(),
+            op_type: op.into(),
+            input: inputs.iter().map(|i| i.to_string()).collect(),
+            output: vec![format!("{name}_out")],
+            ..Default::default()
+        };
+        // Two layers reading one bias of zeros (one through an Identity), and a table whose
+        // rows differ read by a lookup and by the output product: tied on purpose.
+        let mut table = initializer("table", 0.0);
+        table.float_data = vec![0.5, -0.5];
+        let mut graph = GraphProto {
+            node: vec![
+                NodeProto {
+                    op_type: "Identity".into(),
+                    input: vec!["zeros".into()],
+                    output: vec!["zeros_alias".into()],
+                    ..Default::default()
+                },
+                node("lookup", "Gather", ["table", "ids"]),
+                node("first", "Add", ["lookup_out", "zeros"]),
+                node("second", "Add", ["first_out", "zeros_alias"]),
+                node("logits", "MatMul", ["second_out", "table"]),
+                node("scaled", "Mul", ["logits_out", "own"]),
+            ],
+            initializer: vec![table, initializer("zeros", 0.0), initializer("own", 2.0)],
+            output: vec![ValueInfoProto {
+                name: "scaled_out".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let origins = untie_merged_initializers(&mut graph);
+        let expected: HashMap<String, String> = [
+            ("first.input1".to_string(), "zeros".to_string()),
+            ("second.input1".to_string(), "zeros".to_string()),
+        ]
+        .into();
+        assert_eq!(origins, expected);
+        let second: Vec<&str> = graph.node.iter().map(|n| n.input[1].as_str()).collect();
+        assert_eq!(
+            second,
+            ["ids", "first.input1", "second.input1", "table", "own"],
+            "the Identity is gone; the table stays shared, the single reader keeps its own"
+        );
+        let names: Vec<&str> = graph.initializer.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["table", "own", "first.input1", "second.input1"]);
     }
 }

@@ -23,7 +23,7 @@ use proto::{self as pb, tensor_shape_proto::dimension, type_proto, ModelProto};
 use tessera_fs::IoError;
 use tessera_tensor::tensor::{DType, Dim, TensorSpec};
 
-pub use constants::{merge_duplicate_constants, untie_batch_normalization};
+pub use constants::{merge_duplicate_constants, untie_merged_initializers};
 pub use error::{Error, Result};
 pub use summary::{ModelSummary, OpsetImport};
 

@@ -45,8 +45,9 @@ pub enum Trainable {
 }
 
 impl Trainable {
-    fn includes(&self, initializer: &tessera_onnx::proto::TensorProto) -> bool {
-        let name = initializer.name.as_str();
+    /// Whether `initializer`, named `name` in the given model (a copy of a merged initializer
+    /// is chosen as the initializer it copies), is trained.
+    fn includes(&self, name: &str, initializer: &tessera_onnx::proto::TensorProto) -> bool {
         let weight = initializer.dims.iter().product::<i64>() > 1;
         match self {
             Trainable::All => weight,
@@ -120,7 +121,7 @@ impl TrainableGraph {
                 .into());
         }
         let given = model;
-        let model = untied(given)?;
+        let (model, origins) = untied(given)?;
         let running = running_statistics(&model);
         let mut constants = HashMap::new();
         let mut variables = Vec::new();
@@ -130,7 +131,10 @@ impl TrainableGraph {
                 model.error(format!("initializer {:?}: {message}", initializer.name))
             })?;
             let learnable = matches!(dtype_of(initializer.data_type), HostDType::F32)
-                && trainable.includes(initializer);
+                && trainable.includes(
+                    origins.get(&initializer.name).unwrap_or(&initializer.name),
+                    initializer,
+                );
             if running.contains(initializer.name.as_str()) {
                 let var =
                     Var::from_tensor(&tensor).map_err(|error| model.error(error.to_string()))?;
@@ -402,8 +406,8 @@ impl TrainableGraph {
     }
 
     /// The model with every variable's and running statistic's current value written into its
-    /// initializer; the graph (but for the batch normalisations' own copies of what the
-    /// exporter merged), opsets and metadata are unchanged.
+    /// initializer; the graph (but for each layer's own copies of what the exporter merged),
+    /// opsets and metadata are unchanged.
     pub fn trained_model(&self) -> Result<OnnxModel> {
         let mut values = HashMap::new();
         for (name, var) in self.variables.iter().chain(&self.statistics) {
@@ -423,22 +427,20 @@ impl TrainableGraph {
 #[derive(Debug, Default, Clone)]
 pub struct BatchStatistics(HashMap<String, Tensor>);
 
-/// `model` with each `BatchNormalization` reading initializers of its own (see
-/// [`tessera_onnx::untie_batch_normalization`]), so that no two layers learn one scale or
-/// measure one statistic.
-fn untied(model: &OnnxModel) -> Result<OnnxModel> {
-    if !model.graph().node.iter().any(normalises) {
-        return Ok(model.clone());
-    }
+/// `model` with each layer reading parameters of its own (see
+/// [`tessera_onnx::untie_merged_initializers`]), so that no two layers learn one scale or bias
+/// or measure one statistic, and the name each copy was given in `model`.
+fn untied(model: &OnnxModel) -> Result<(OnnxModel, HashMap<String, String>)> {
     let mut proto = model.proto().clone();
-    match proto
+    let origins = proto
         .graph
         .as_mut()
-        .map(tessera_onnx::untie_batch_normalization)
-    {
-        Some(copies) if copies > 0 => Ok(model.with_proto(proto)?),
-        _ => Ok(model.clone()),
+        .map(tessera_onnx::untie_merged_initializers)
+        .unwrap_or_default();
+    if origins.is_empty() {
+        return Ok((model.clone(), origins));
     }
+    Ok((model.with_proto(proto)?, origins))
 }
 
 /// Whether `node` is a `BatchNormalization` (default domain).
