@@ -467,6 +467,7 @@ fn receivers_end_with_their_averaged_weights() {
         );
         let report = &succeeded(&output)["report"];
         assert_eq!(report["weight_averaging"].as_f64(), share.parse().ok());
+        assert_eq!(report["warmup"].as_f64(), Some(0.05), "the default warm-up");
         assert_eq!(report["device"], "cpu");
         OnnxModel::load(&tuned).unwrap()
     };
@@ -478,6 +479,12 @@ fn receivers_end_with_their_averaged_weights() {
         &receiver,
         &["--weight-averaging", "1.5"],
         "weight-averaging horizon",
+    );
+    refuses(
+        &transmitter,
+        &receiver,
+        &["--warmup", "1.5"],
+        "warm-up is a share",
     );
 }
 

@@ -45,6 +45,11 @@ impl OptimizerKind {
 pub enum Schedule {
     /// The base rate throughout.
     Constant,
+    /// Linear warm-up over `warmup` steps, then the base rate.
+    Warmup {
+        /// Steps of linear warm-up.
+        warmup: usize,
+    },
     /// Linear warm-up over `warmup` steps, then cosine decay to zero at `total` steps.
     WarmupCosine {
         /// Steps of linear warm-up.
@@ -164,6 +169,17 @@ impl Optimizer {
         Ok(())
     }
 
+    /// Multiplies the base learning rate by `factor` for every later step (the schedule's shape
+    /// is kept), and restarts the weight average from the next step, so that it holds none of
+    /// the steps before: backing off from a state the caller has put back.
+    pub fn scale_learning_rate(&mut self, factor: f64) {
+        self.options.learning_rate *= factor;
+        for moments in &mut self.moments {
+            moments.average.clear();
+            moments.averaged_steps = 0;
+        }
+    }
+
     /// Multiplies each variable's learning rate by its entry of `scales`, given in the order of
     /// the variables passed to [`new`](Self::new): a table whose rows move only when their
     /// index is read (an embedding) may need a larger rate than the dense weights.
@@ -190,12 +206,15 @@ impl Optimizer {
     /// The learning rate of the next step.
     pub fn learning_rate(&self) -> f64 {
         let base = self.options.learning_rate;
+        let step = self.steps as f64;
+        let warming = |warmup: usize| base * (step + 1.0) / warmup as f64;
         match self.options.schedule {
             Schedule::Constant => base,
+            Schedule::Warmup { warmup } if self.steps < warmup => warming(warmup),
+            Schedule::Warmup { .. } => base,
             Schedule::WarmupCosine { warmup, total } => {
-                let step = self.steps as f64;
                 if self.steps < warmup {
-                    base * (step + 1.0) / warmup as f64
+                    warming(warmup)
                 } else {
                     let span = total.saturating_sub(warmup).max(1) as f64;
                     let progress = ((step - warmup as f64) / span).min(1.0);
@@ -588,5 +607,24 @@ mod tests {
         assert_eq!(rates[2], 1.0);
         assert!((rates[4] - 0.5).abs() < 1e-12);
         assert!(rates[5] < rates[4]);
+    }
+
+    #[test]
+    fn warm_up_then_constant() {
+        let x = Var::from_tensor(&Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        let mut optimizer = Optimizer::new(
+            vec![x],
+            OptimizerOptions {
+                schedule: Schedule::Warmup { warmup: 4 },
+                ..options(OptimizerKind::ADAM, 2.0)
+            },
+        );
+        let mut rates = Vec::new();
+        for _ in 0..6 {
+            rates.push(optimizer.learning_rate());
+            optimizer.steps += 1;
+        }
+        assert_eq!(rates, [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]);
     }
 }

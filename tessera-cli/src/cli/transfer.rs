@@ -366,8 +366,21 @@ pub(super) fn selection_text(selection: &SelectionReport) -> String {
     } else {
         String::new()
     };
+    let backed_off = if selection.backed_off_after.is_empty() {
+        String::new()
+    } else {
+        let epochs: Vec<String> = selection
+            .backed_off_after
+            .iter()
+            .map(usize::to_string)
+            .collect();
+        format!(
+            "; collapsed after epoch {}: the best state put back, the rate halved",
+            epochs.join(", ")
+        )
+    };
     format!(
-        "{kept} (agreement {} -> {}, loss {:.3} -> {:.3} on {} set-aside inputs{ran})",
+        "{kept} (agreement {} -> {}, loss {:.3} -> {:.3} on {} set-aside inputs{ran}{backed_off})",
         agreement(&selection.start),
         agreement(&selection.chosen_score),
         selection.start.loss,

@@ -458,6 +458,7 @@ impl<'m> Absorber<'m> {
             batch_size: options.batch_size,
             learning_rate: options.learning_rate,
             embedding_rate_scale: options.embedding_rate_scale,
+            warmup: options.warmup,
             cosine_decay: options.cosine_decay,
             weight_averaging: options.weight_averaging,
             device: options.device,
@@ -504,6 +505,17 @@ fn retrieval(
         transmitter_hub,
         options.hub.batch_size,
     )?)
+}
+
+/// The learning-rate schedule of `total` fine-tuning steps: the warm-up's share of them, then
+/// constant or a cosine decay.
+fn schedule(options: &TransferOptions, total: usize) -> Schedule {
+    let warmup = (options.warmup * total as f64).round() as usize;
+    match (options.cosine_decay, warmup) {
+        (true, _) => Schedule::WarmupCosine { warmup, total },
+        (false, 0) => Schedule::Constant,
+        (false, _) => Schedule::Warmup { warmup },
+    }
 }
 
 /// Fine-tunes the receiver (and its hub encoder) on the objective; returns the steps taken.
@@ -560,11 +572,7 @@ fn fine_tune(
         OptimizerOptions {
             kind: OptimizerKind::ADAM,
             learning_rate: options.learning_rate,
-            schedule: if options.cosine_decay {
-                Schedule::WarmupCosine { warmup: 0, total }
-            } else {
-                Schedule::Constant
-            },
+            schedule: schedule(options, total),
             clip_norm: None,
         },
     )
@@ -633,6 +641,12 @@ fn fine_tune(
         if let Some((slice, selector, _, best)) = &mut selection {
             if selector.offer(Candidate::Epoch(epoch + 1), score(receiver, slice)?) {
                 *best = Some(Snapshot::take(&receiver.graph)?);
+            }
+            if selector.back_off() {
+                best.as_ref()
+                    .expect("a state improved on the start, so it was kept")
+                    .restore(&mut receiver.graph)?;
+                optimizer.scale_learning_rate(0.5);
             }
             if selector.should_stop() {
                 break;

@@ -256,6 +256,13 @@ fn check_recipe(options: &TransferOptions) -> Result<()> {
              and 1, not {share}"
         )));
     }
+    let warmup = options.warmup;
+    if !(0.0..=1.0).contains(&warmup) {
+        return Err(Error::InvalidOption(format!(
+            "the warm-up is a share of the fine-tuning steps between 0 (none) and 1, not \
+             {warmup}"
+        )));
+    }
     let selection = options.selection_share;
     if !(0.0..0.5).contains(&selection) {
         return Err(Error::InvalidOption(format!(

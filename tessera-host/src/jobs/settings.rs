@@ -61,6 +61,7 @@ pub struct TransferSettings {
     pub batch_size: Option<usize>,
     pub learning_rate: Option<f64>,
     pub embedding_rate_scale: Option<f64>,
+    pub warmup: Option<f64>,
     pub cosine_decay: Option<bool>,
     pub weight_averaging: Option<f64>,
     pub selection_share: Option<f64>,
@@ -104,6 +105,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "embedding_rate_scale",
         "number",
         "learning-rate multiplier of embedding tables",
+    ),
+    (
+        "warmup",
+        "number",
+        "share of the fine-tuning steps the learning rate warms up over [0.05]",
     ),
     (
         "cosine_decay",
@@ -263,6 +269,7 @@ impl TransferSettings {
         let set = |target: &mut f64, value: Option<f64>| *target = value.unwrap_or(*target);
         set(&mut options.learning_rate, self.learning_rate);
         set(&mut options.embedding_rate_scale, self.embedding_rate_scale);
+        set(&mut options.warmup, self.warmup);
         set(&mut options.weight_averaging, self.weight_averaging);
         set(&mut options.selection_share, self.selection_share);
         options.cosine_decay = self.cosine_decay.unwrap_or(options.cosine_decay);
