@@ -467,7 +467,11 @@ fn receivers_end_with_their_averaged_weights() {
         );
         let report = &succeeded(&output)["report"];
         assert_eq!(report["weight_averaging"].as_f64(), share.parse().ok());
-        assert_eq!(report["warmup"].as_f64(), Some(0.05), "the default warm-up");
+        assert_eq!(
+            report["warmup_epochs"].as_f64(),
+            Some(1.0),
+            "the default warm-up"
+        );
         assert_eq!(report["device"], "cpu");
         OnnxModel::load(&tuned).unwrap()
     };
@@ -483,8 +487,8 @@ fn receivers_end_with_their_averaged_weights() {
     refuses(
         &transmitter,
         &receiver,
-        &["--warmup", "1.5"],
-        "warm-up is a share",
+        &["--epochs", "2", "--warmup-epochs", "3"],
+        "warm-up lasts between 0 (none) and the 2 fine-tuning epochs",
     );
 }
 

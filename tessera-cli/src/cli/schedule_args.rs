@@ -27,10 +27,10 @@ pub struct ScheduleArgs {
     #[arg(long, default_value_t = TransferOptions::default().embedding_rate_scale)]
     embedding_rate_scale: f64,
 
-    /// Share of the fine-tuning steps over which the learning rate rises linearly to its value
-    /// (0: none); keeps a from-scratch transformer student from collapsing in its first steps.
-    #[arg(long, default_value_t = TransferOptions::default().warmup)]
-    warmup: f64,
+    /// Epochs over which the learning rate rises linearly to its value (a fraction is allowed;
+    /// 0: none); keeps a from-scratch transformer student from collapsing in its first steps.
+    #[arg(long, default_value_t = TransferOptions::default().warmup_epochs)]
+    warmup_epochs: f64,
 
     /// Decay the learning rate to zero along a cosine instead of keeping it constant.
     #[arg(long)]
@@ -60,7 +60,7 @@ impl ScheduleArgs {
         options.batch_size = self.batch_size;
         options.learning_rate = self.learning_rate;
         options.embedding_rate_scale = self.embedding_rate_scale;
-        options.warmup = self.warmup;
+        options.warmup_epochs = self.warmup_epochs;
         options.cosine_decay = self.cosine_decay;
         options.weight_averaging = self.weight_averaging;
         options.selection_share = self.selection_share;

@@ -256,11 +256,11 @@ fn check_recipe(options: &TransferOptions) -> Result<()> {
              and 1, not {share}"
         )));
     }
-    let warmup = options.warmup;
-    if !(0.0..=1.0).contains(&warmup) {
+    let warmup = options.warmup_epochs;
+    if !(0.0..=options.epochs as f64).contains(&warmup) {
         return Err(Error::InvalidOption(format!(
-            "the warm-up is a share of the fine-tuning steps between 0 (none) and 1, not \
-             {warmup}"
+            "the warm-up lasts between 0 (none) and the {} fine-tuning epochs, not {warmup}",
+            options.epochs
         )));
     }
     let selection = options.selection_share;

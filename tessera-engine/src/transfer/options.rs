@@ -84,15 +84,17 @@ pub struct TransferOptions {
     /// √fan-in of the zoo's 64–128-wide layers: an embedding row then moves by about the same
     /// share of its size per step as a dense weight does.
     pub embedding_rate_scale: f64,
-    /// Share of the fine-tuning steps over which the learning rate rises linearly from near
-    /// zero to its value (0: none). Adam's first steps divide by moment estimates made from
+    /// Epochs (of the average epoch's steps; a fraction is allowed) over which the learning
+    /// rate rises linearly from near zero to its value (0: none). Adam's first steps divide by moment estimates made from
     /// a handful of gradients, so they move every weight by about the full rate in whatever
     /// direction those few batches point; a normalised network trained from scratch at a
     /// rate it takes later (a post-norm transformer student such as DistilBERT's, whose
     /// weights start at 0.02) can collapse to one constant answer in those steps and never
-    /// leave it. The default, 0.05, costs the zoo's receivers nothing measurable.
+    /// leave it. The default, one epoch, costs the zoo's receivers nothing measurable. Counted
+    /// in epochs, not as a share of the steps, so that a long schedule (domain sampling's 60
+    /// epochs) does not spend its first epochs, the only ones on the given inputs, warming up.
     #[serde(default)]
-    pub warmup: f64,
+    pub warmup_epochs: f64,
     /// Decay the learning rate to zero over the fine-tuning steps along a cosine (otherwise
     /// it stays constant).
     pub cosine_decay: bool,
@@ -134,7 +136,7 @@ impl Default for TransferOptions {
             batch_size: 32,
             learning_rate: 3e-3,
             embedding_rate_scale: 10.0,
-            warmup: 0.05,
+            warmup_epochs: 1.0,
             cosine_decay: false,
             weight_averaging: 0.1,
             selection_share: default_selection_share(),

@@ -81,9 +81,9 @@ pub struct TransferReport {
     pub learning_rate: f64,
     /// Multiplier of the learning rate for the receiver's embedding tables.
     pub embedding_rate_scale: f64,
-    /// Share of the steps the learning rate warmed up over.
+    /// Epochs the learning rate warmed up over.
     #[serde(default)]
-    pub warmup: f64,
+    pub warmup_epochs: f64,
     /// Whether the learning rate decayed along a cosine.
     pub cosine_decay: bool,
     /// Horizon of the receiver's weight average as a share of the steps (0: off).

@@ -61,7 +61,7 @@ pub struct TransferSettings {
     pub batch_size: Option<usize>,
     pub learning_rate: Option<f64>,
     pub embedding_rate_scale: Option<f64>,
-    pub warmup: Option<f64>,
+    pub warmup_epochs: Option<f64>,
     pub cosine_decay: Option<bool>,
     pub weight_averaging: Option<f64>,
     pub selection_share: Option<f64>,
@@ -107,9 +107,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "learning-rate multiplier of embedding tables",
     ),
     (
-        "warmup",
+        "warmup_epochs",
         "number",
-        "share of the fine-tuning steps the learning rate warms up over [0.05]",
+        "epochs the learning rate warms up over [1]",
     ),
     (
         "cosine_decay",
@@ -269,7 +269,7 @@ impl TransferSettings {
         let set = |target: &mut f64, value: Option<f64>| *target = value.unwrap_or(*target);
         set(&mut options.learning_rate, self.learning_rate);
         set(&mut options.embedding_rate_scale, self.embedding_rate_scale);
-        set(&mut options.warmup, self.warmup);
+        set(&mut options.warmup_epochs, self.warmup_epochs);
         set(&mut options.weight_averaging, self.weight_averaging);
         set(&mut options.selection_share, self.selection_share);
         options.cosine_decay = self.cosine_decay.unwrap_or(options.cosine_decay);
