@@ -10,16 +10,19 @@ and its eval-mode validation logits are checked against the exported receiver's 
 from exactly the weights Tessera starts from). The transmitter's soft targets come from its
 exported ONNX file run by ONNX Runtime. Training: Hinton distillation, KL(teacher_T || student_T)
 · T² at T = 2 on the unlabelled training inputs, Adam at Tessera's default learning rate 3e-3
-(or --learning-rate),
-20 epochs of batches of 32 shuffled by a torch.Generator seeded 0, train mode (batch statistics
+(or --learning-rate) after Tessera's default linear warm-up over the first epoch
+(--warmup-epochs), 20 epochs of batches of 32 shuffled by a torch.Generator seeded 0, train mode (batch statistics
 update). Reported: agreement with the transmitter and accuracy on the validation inputs after
 the last epoch, the median training step (ms) over the run, the run's seconds and the process's
-peak resident memory.
+peak resident memory; the floating-point operations of one training step (forward and
+backward, counted by `torch.utils.flop_counter`), the GFLOP/s the median step reaches, and the
+machine's matrix-product peak at the same threads (the best of five 2048×2048 float32 products).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import statistics
@@ -31,14 +34,40 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import make_real
 import make_zoo as zoo
 
 TEMPERATURE = 2.0
 LEARNING_RATE = 3e-3
+WARMUP_EPOCHS = 1.0
 EPOCHS = 20
 BATCH_SIZE = 32
+PEAK_SIZE = 2048
+
+
+def matmul_peak_gflops() -> float:
+    """The best GFLOP/s of five square float32 matrix products at the current threads."""
+    a, b = torch.randn(PEAK_SIZE, PEAK_SIZE), torch.randn(PEAK_SIZE, PEAK_SIZE)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - began)
+    return 2 * PEAK_SIZE ** 3 / best / 1e9
+
+
+def step_flops(student, x, soft) -> int:
+    """Floating-point operations of one distillation step's forward and backward on `x`."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        log_student = F.log_softmax(student(x) / TEMPERATURE, dim=1)
+        loss = F.kl_div(log_student, soft, reduction="batchmean") * TEMPERATURE ** 2
+        loss.backward()
+    student.zero_grad()
+    return counter.get_total_flops()
 
 
 def main(argv) -> None:
@@ -50,6 +79,8 @@ def main(argv) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE,
                         help="Adam's learning rate (default Tessera's, 3e-3)")
+    parser.add_argument("--warmup-epochs", type=float, default=WARMUP_EPOCHS,
+                        help="epochs the rate warms up over (default Tessera's, 1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -75,8 +106,14 @@ def main(argv) -> None:
                          f"(max |diff| {np.abs(start - exported).max():.3g})")
 
     optimiser = torch.optim.Adam(student.parameters(), lr=args.learning_rate)
+    warmup = round(args.warmup_epochs * -(-len(x_train) // BATCH_SIZE))
+    # Step k (from 0) at (k + 1) / warmup of the rate during the warm-up, as Tessera's schedule.
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
     generator = torch.Generator().manual_seed(0)
     soft = F.softmax(targets_train / TEMPERATURE, dim=1)
+    # Counted on a copy: the step must not move the statistics of the student that trains.
+    flops = step_flops(copy.deepcopy(student).train(), x_train[:BATCH_SIZE], soft[:BATCH_SIZE])
     steps, began = [], time.time()
     for _ in range(EPOCHS):
         student.train()
@@ -89,16 +126,21 @@ def main(argv) -> None:
             loss = F.kl_div(log_student, soft[rows], reduction="batchmean") * TEMPERATURE ** 2
             loss.backward()
             optimiser.step()
+            schedule.step()
             steps.append((time.perf_counter() - t0) * 1e3)
     seconds = time.time() - began
     logits = zoo.logits_of(student, x_val)
     result = dict(
         transmitter=args.transmitter, receiver=args.receiver, size=manifest["size"],
         threads=args.threads, epochs=EPOCHS, steps=len(steps), learning_rate=args.learning_rate,
+        warmup_epochs=args.warmup_epochs,
         agreement=float((logits.argmax(1) == targets_val.argmax(1)).float().mean()),
         accuracy=zoo.accuracy(logits, y_val),
         transmitter_accuracy=zoo.accuracy(targets_val, y_val),
         step_ms=statistics.median(steps), seconds=round(seconds, 1),
+        step_gflop=round(flops / 1e9, 3),
+        step_gflops_per_s=round(flops / 1e9 / (statistics.median(steps) / 1e3), 1),
+        matmul_peak_gflops_per_s=round(matmul_peak_gflops(), 1),
         peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         parameters=zoo.param_count(student),
     )

@@ -659,8 +659,8 @@ def write_readme(manifest: dict, models: list, usage: dict) -> None:
     w("")
     w("Exported ONNX models, their datasets, and the scripts that made them. Everything in this "
       "folder except the sources — `make_zoo.py`, `zoo_models.py` (the model families), "
-      "`bench_torch.py`, `make_unclaimed.py`, `make_real.py`, `bench_real.py` and "
-      "`requirements.txt` — and `unclaimed/` and `real/` is written by `make_zoo.py`, this "
+      "`bench_torch.py`, `make_unclaimed.py`, `make_real.py`, `bench_real.py`, "
+      "`bench_predecessor.py` and `requirements.txt` — and `unclaimed/` and `real/` is written by `make_zoo.py`, this "
       "README included (edit its template in the script, then re-run it).")
     w("")
     w("`unclaimed/` holds untrained digits receivers from families outside the zoo (2-D CNNs, a "
@@ -678,6 +678,11 @@ def write_readme(manifest: dict, models: list, usage: dict) -> None:
     w("`bench_torch.py` times the same architectures in PyTorch eager (capture with forward "
       "hooks on every block, and one training step) for `tessera bench`, which reports Tessera's "
       "speed as ratios against it: `python3 onnx-models/bench_torch.py [--json] [--threads N]`.")
+    w("")
+    w("`bench_predecessor.py` times the predecessor's (`tessera-core` 0.1.0) `execute()` on the "
+      "toy quick matrix built from the same model code, so that a Tessera run can be compared "
+      "with it the same hour (`docs/benchmarks/speed.md`; its docstring says how to install it "
+      "beside this project's own `tessera` package).")
     w("")
     w("## Re-creating")
     w("")
