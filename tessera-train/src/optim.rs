@@ -169,10 +169,10 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Multiplies the base learning rate by `factor` for every later step (the schedule's shape
-    /// is kept), and restarts the weight average from the next step, so that it holds none of
-    /// the steps before: backing off from a state the caller has put back.
-    pub fn scale_learning_rate(&mut self, factor: f64) {
+    /// Backs off from a state the caller has put back: multiplies the base learning rate by
+    /// `factor` for every later step (the schedule's shape is kept) and restarts the weight
+    /// average from the next step, so that it holds none of the steps before.
+    pub fn back_off(&mut self, factor: f64) {
         self.options.learning_rate *= factor;
         for moments in &mut self.moments {
             moments.average.clear();

@@ -20,6 +20,7 @@ use super::quantise::{self, Measurement, QatTeacher, QuantisationAware, Quantisa
 use super::report::{ModelSummary, Timings, TransferReport};
 use super::selection::{
     set_aside, Candidate, RowSplit, SelectionReport, SelectionScore, Selector, Snapshot,
+    MAX_BACK_OFFS,
 };
 use super::step::{self, StepBatch};
 use super::{
@@ -591,7 +592,13 @@ fn fine_tune(
         .as_ref()
         .map(|slice| -> Result<_> {
             let start = Snapshot::take(&receiver.graph)?;
-            let selector = Selector::new(slice.len(), score(receiver, slice)?, options.patience);
+            let back_offs = if options.augmentation.leaves_given_distribution() {
+                0
+            } else {
+                MAX_BACK_OFFS
+            };
+            let selector = Selector::new(slice.len(), score(receiver, slice)?, options.patience)
+                .with_back_offs(back_offs);
             Ok((slice, selector, start, None::<Snapshot>))
         })
         .transpose()?;
@@ -643,14 +650,11 @@ fn fine_tune(
             if selector.offer(Candidate::Epoch(epoch + 1), score(receiver, slice)?) {
                 *best = Some(Snapshot::take(&receiver.graph)?);
             }
-            // Inputs drawn from the value range are not the given inputs' distribution: while
-            // the receiver learns them its agreement on the set-aside given inputs dips for
-            // epochs (digits: 0.81, then 0.39, back to 0.81 after nine), which is no collapse.
-            if options.augmentation != Augmentation::SampleDomain && selector.back_off() {
+            if selector.back_off() {
                 best.as_ref()
                     .expect("a state improved on the start, so it was kept")
                     .restore(&mut receiver.graph)?;
-                optimizer.scale_learning_rate(0.5);
+                optimizer.back_off(0.5);
             }
             if selector.should_stop() {
                 break;

@@ -191,6 +191,7 @@ pub(super) struct Selector {
     average: Option<SelectionScore>,
     since_best: usize,
     patience: usize,
+    back_offs: usize,
     backed_off_after: Vec<usize>,
 }
 
@@ -208,8 +209,15 @@ impl Selector {
             average: None,
             since_best: 0,
             patience,
+            back_offs: MAX_BACK_OFFS,
             backed_off_after: Vec::new(),
         }
+    }
+
+    /// Backs off at most `limit` times instead of [`MAX_BACK_OFFS`] (0: never).
+    pub(super) fn with_back_offs(mut self, limit: usize) -> Self {
+        self.back_offs = limit;
+        self
     }
 
     /// Records the score of `candidate`, offered in the order the schedule reaches them (the
@@ -235,8 +243,7 @@ impl Selector {
     }
 
     /// Whether the fine-tuning should back off after the last epoch: it collapsed (see
-    /// [`MAX_BACK_OFFS`]) from the best state, and fewer than [`MAX_BACK_OFFS`] back-offs were
-    /// made. True means the caller puts the best state back and lowers the rate; the back-off
+    /// [`MAX_BACK_OFFS`]) from the best state, and fewer back-offs than the limit were made. True means the caller puts the best state back and lowers the rate; the back-off
     /// is recorded.
     pub(super) fn back_off(&mut self) -> bool {
         let lost =
@@ -248,7 +255,7 @@ impl Selector {
                 }
                 _ => score.loss > self.start.loss,
             };
-        let collapsed = self.backed_off_after.len() < MAX_BACK_OFFS
+        let collapsed = self.backed_off_after.len() < self.back_offs
             && matches!((self.last, self.best), (Some((_, last)), Some((_, best))) if lost(&last, &best));
         if collapsed {
             self.backed_off_after.push(self.epochs.len());
@@ -408,6 +415,11 @@ mod tests {
         }
         let report = selector.report(7);
         assert_eq!(report.backed_off_after, [3, 5, 6]);
+        // Never, with no back-offs allowed.
+        let mut selector = Selector::new(200, score(0.26, 5.06), 0).with_back_offs(0);
+        assert!(selector.offer(Candidate::Epoch(1), score(0.55, 4.26)));
+        assert!(!selector.offer(Candidate::Epoch(2), score(0.3, 5.0)));
+        assert!(!selector.back_off());
         assert_eq!(report.chosen, Candidate::Epoch(1));
         // Without agreement, a loss above the start's.
         let unscored = |loss| SelectionScore {
